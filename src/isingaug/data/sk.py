@@ -1,0 +1,120 @@
+"""Synthetic Sherrington–Kirkpatrick data with known truth, cached on disk.
+
+J_ij ~ N(0, g^2/n) for i<j (symmetric, zero diagonal) and h_i ~ N(0, g_h^2/n); training and test
+patterns are drawn exactly by enumeration for small n and by batched MCMC above.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from isingaug.data.base import Dataset
+from isingaug.data.cache import cache_key, cached_arrays
+from isingaug.device import resolve_device
+from isingaug.errors import ConfigError
+from isingaug.ising import IsingParams
+from isingaug.sampling import McmcSettings, exact_sample, mcmc_sample
+
+SAMPLER_KINDS = ("auto", "exact", "mcmc")
+#: Couplings at which parallel tempering switches on when sampler.parallel_tempering is auto.
+PT_AUTO_G = 1.5
+
+
+def sk_truth(n: int, g: float, g_h: float, data_seed: int) -> IsingParams:
+    """The SK instance of a seed (numpy's PCG64, so it is the same on every machine)."""
+    rng = np.random.default_rng(data_seed)
+    upper = np.triu(rng.normal(0.0, g / math.sqrt(n), size=(n, n)), k=1)
+    h = rng.normal(0.0, g_h / math.sqrt(n), size=n)
+    return IsingParams.from_numpy(h, upper + upper.T)
+
+
+def _check_sizes(n: Any, g: Any, g_h: Any, M: Any, M_test: Any) -> None:
+    checks = [
+        ("dataset.n", n, isinstance(n, int) and n >= 2, "an integer >= 2"),
+        ("dataset.M", M, isinstance(M, int) and M >= 1, "an integer >= 1"),
+        ("dataset.M_test", M_test, isinstance(M_test, int) and M_test >= 0, "an integer >= 0"),
+        ("dataset.g", g, isinstance(g, int | float) and math.isfinite(g) and g >= 0,
+         "a finite number >= 0"),
+        ("dataset.g_h", g_h, isinstance(g_h, int | float) and math.isfinite(g_h) and g_h >= 0,
+         "a finite number >= 0 (or null for g_h = g)"),
+    ]
+    for key, value, ok, allowed in checks:
+        if not ok or isinstance(value, bool):
+            raise ConfigError(f"{key} must be {allowed}; got {value!r}")
+
+
+def _resolve_sampler(sampler: dict[str, Any], n: int, g: float) -> dict[str, Any]:
+    """Settle 'auto' choices so the cache key and the meta record what was actually done."""
+    spec = dict(sampler)
+    kind = spec.pop("kind", "auto")
+    if kind not in SAMPLER_KINDS:
+        raise ConfigError(f"dataset.sampler.kind must be one of {list(SAMPLER_KINDS)}; "
+                          f"got {kind!r}")
+    exact_max_n = int(spec.pop("exact_max_n", 20))
+    if kind == "auto":
+        kind = "exact" if n <= exact_max_n else "mcmc"
+    if kind == "exact":
+        return {"kind": "exact", "max_enumeration_n": int(spec.get("max_enumeration_n", 24))}
+    spec.pop("max_enumeration_n", None)
+    pt = spec.get("parallel_tempering", "auto")
+    if pt == "auto":
+        pt = g >= PT_AUTO_G
+    if not isinstance(pt, bool):
+        raise ConfigError("dataset.sampler.parallel_tempering must be auto, true or false; "
+                          f"got {pt!r}")
+    spec["parallel_tempering"] = pt
+    try:
+        settings = McmcSettings(**spec)
+    except TypeError as err:
+        raise ConfigError(f"dataset.sampler has an unknown key: {err}") from err
+    return {"kind": "mcmc", **settings.__dict__}
+
+
+def make_sk_dataset(n: int, g: float, M: int, M_test: int, data_seed: int,
+                    sampler: dict[str, Any], g_h: float | None = None,
+                    cache_dir: str | None = None, device: str = "auto") -> Dataset:
+    """Build (or load from the cache) an SK instance and its training and test patterns."""
+    g_h = g if g_h is None else g_h
+    _check_sizes(n, g, g_h, M, M_test)
+    spec = _resolve_sampler(dict(sampler), n, g)
+    torch_device = resolve_device(device)
+    truth = sk_truth(n, float(g), float(g_h), int(data_seed))
+    key_spec = {"model": "sk", "n": n, "g": float(g), "g_h": float(g_h), "M": M,
+                "M_test": M_test, "data_seed": int(data_seed), "sampler": spec,
+                "rng_device": torch_device.type}
+
+    def build() -> dict[str, np.ndarray]:
+        samples, diagnostics = _draw(truth.to(torch_device), M + M_test, spec, int(data_seed))
+        spins = samples.to(torch.int8).cpu().numpy()
+        return {"train": spins[:M], "test": spins[M:], "h": truth.h.numpy(),
+                "J": truth.J.numpy(), "diagnostics": np.array(json.dumps(diagnostics))}
+
+    if cache_dir is None:
+        arrays, cached = build(), False
+        path = None
+    else:
+        path = Path(cache_dir) / "sk" / f"{cache_key(key_spec)}.npz"
+        arrays, cached = cached_arrays(path, build)
+    meta = {"dataset": "sk", **key_spec, "cache_file": str(path) if path else None,
+            "from_cache": cached, "sampling": json.loads(str(arrays["diagnostics"]))}
+    test = torch.from_numpy(arrays["test"]).float() if M_test > 0 else None
+    return Dataset(train=torch.from_numpy(arrays["train"]).float(), test=test, truth=truth,
+                   meta=meta)
+
+
+def _draw(truth: IsingParams, num: int, spec: dict[str, Any], seed: int):
+    generator = torch.Generator(device=truth.device).manual_seed(seed)
+    if spec["kind"] == "exact":
+        samples = exact_sample(truth, num, generator, max_n=spec["max_enumeration_n"])
+        return samples, {"sampler": "exact"}
+    settings = McmcSettings(**{k: v for k, v in spec.items() if k != "kind"})
+    result = mcmc_sample(truth, num, settings, generator)
+    samples = result.samples
+    order = torch.randperm(num, generator=generator, device=truth.device)
+    return samples[order], result.diagnostics

@@ -1,0 +1,338 @@
+"""Readers of users' pattern files: round-trips for every format, the split, every error path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from isingaug.data.files import load_file_dataset, read_patterns
+from isingaug.errors import ConfigError, DataError
+
+# Distinct primes so a swapped axis shows up as a shape error.
+M, N = 23, 7
+
+
+def spins(num: int = M, n: int = N, seed: int = 0) -> np.ndarray:
+    """Random int8 +-1 patterns, every value present."""
+    return np.random.default_rng(seed).choice(np.array([-1, 1], dtype=np.int8), size=(num, n))
+
+
+def distinct_spins(num: int, n: int) -> np.ndarray:
+    """Pattern k is the binary code of k, so every row is unique (for split checks)."""
+    bits = (np.arange(num)[:, None] >> np.arange(n)) & 1
+    return (2 * bits - 1).astype(np.int8)
+
+
+def truth(n: int = N, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    J = rng.normal(size=(n, n))
+    J = J + J.T
+    np.fill_diagonal(J, 0.0)
+    return rng.normal(size=n), J
+
+
+def to01(patterns: np.ndarray) -> np.ndarray:
+    return (patterns > 0).astype(np.uint8)
+
+
+def write_text(path: Path, patterns: np.ndarray, sep: str) -> Path:
+    path.write_text("\n".join(sep.join(str(v) for v in row) for row in patterns) + "\n")
+    return path
+
+
+def write_mat73(path: Path, variables: dict[str, np.ndarray]) -> Path:
+    """Like MATLAB's -v7.3: HDF5 after a 512-byte user block, arrays stored transposed."""
+    with h5py.File(path, "w", userblock_size=512) as handle:
+        for name, value in variables.items():
+            if value.dtype.kind == "U":
+                codes = np.array([[ord(c) for c in str(value)]], dtype=np.uint16)
+                dataset = handle.create_dataset(name, data=codes.T)
+                dataset.attrs["MATLAB_class"] = np.bytes_("char")
+            else:
+                dataset = handle.create_dataset(name, data=np.asarray(value, dtype=np.float64).T)
+                dataset.attrs["MATLAB_class"] = np.bytes_("double")
+    return path
+
+
+# --- round-trips -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["01", "pm1"])
+def test_npy_round_trip(tmp_path: Path, encoding: str) -> None:
+    patterns = spins()
+    path = tmp_path / "x.npy"
+    np.save(path, to01(patterns) if encoding == "01" else patterns.astype(np.float64))
+    raw = read_patterns(path)
+    assert raw.samples.dtype == np.int8
+    np.testing.assert_array_equal(raw.samples, patterns)
+    assert raw.test is None and raw.h is None and raw.J is None
+    assert raw.meta["encoding"] == encoding
+    assert raw.meta["format"] == "npy"
+    assert raw.meta["source"] == str(path.resolve())
+    assert raw.meta["layout"] == "patterns_by_units"
+
+
+def test_bool_array_is_read_as_01(tmp_path: Path) -> None:
+    patterns = spins()
+    np.save(tmp_path / "b.npy", patterns > 0)
+    raw = read_patterns(tmp_path / "b.npy")
+    np.testing.assert_array_equal(raw.samples, patterns)
+    assert raw.meta["encoding"] == "01"
+
+
+def test_npz_with_truth_and_test(tmp_path: Path) -> None:
+    patterns, test = spins(), spins(11, seed=5)
+    h, J = truth()
+    path = tmp_path / "t.npz"
+    np.savez(path, samples=to01(patterns), test=to01(test), h=h, J=J)
+    raw = read_patterns(path)
+    np.testing.assert_array_equal(raw.samples, patterns)
+    np.testing.assert_array_equal(raw.test, test)
+    np.testing.assert_allclose(raw.h, h)
+    np.testing.assert_allclose(raw.J, J)
+    assert raw.meta["encoding"] == "01" and raw.meta["key"] == "samples"
+
+    data = load_file_dataset(path)
+    assert data.train.dtype == torch.float32 and data.test.dtype == torch.float32
+    np.testing.assert_array_equal(data.train.numpy(), patterns)
+    np.testing.assert_array_equal(data.test.numpy(), test)
+    assert data.truth is not None and data.truth.J.dtype == torch.float64
+    np.testing.assert_allclose(data.truth.J.numpy(), J)
+    assert data.meta["split"] == "file"
+    assert (data.meta["M"], data.meta["M_test"], data.meta["n"]) == (M, 11, N)
+    assert data.meta["path"] == str(path.resolve()) and data.meta["has_truth"]
+
+
+def test_npz_key_selects_the_array(tmp_path: Path) -> None:
+    patterns = spins()
+    np.savez(tmp_path / "k.npz", other=patterns, junk=np.zeros(3))
+    raw = read_patterns(tmp_path / "k.npz", key="other")
+    np.testing.assert_array_equal(raw.samples, patterns)
+    assert raw.meta["key"] == "other"
+
+
+def test_npz_single_unnamed_array_is_found(tmp_path: Path) -> None:
+    patterns = spins()
+    np.savez(tmp_path / "u.npz", patterns)
+    np.testing.assert_array_equal(read_patterns(tmp_path / "u.npz").samples, patterns)
+
+
+@pytest.mark.parametrize(("name", "sep"), [("c.csv", ","), ("c2.csv", ", "), ("w.txt", " "),
+                                           ("t.txt", "\t"), ("ct.txt", ",")])
+def test_text_round_trip(tmp_path: Path, name: str, sep: str) -> None:
+    patterns = spins()
+    raw = read_patterns(write_text(tmp_path / name, to01(patterns), sep))
+    np.testing.assert_array_equal(raw.samples, patterns)
+    assert raw.meta["encoding"] == "01"
+    assert raw.meta["format"] == name.split(".")[1]
+
+
+def test_text_skips_blank_and_comment_lines(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("# spins\n1,-1,1\n\n-1,-1,1\n")
+    raw = read_patterns(path, layout="patterns_by_units")
+    np.testing.assert_array_equal(raw.samples, [[1, -1, 1], [-1, -1, 1]])
+
+
+def test_mat_v5_round_trip(tmp_path: Path) -> None:
+    patterns = spins()
+    path = tmp_path / "m.mat"
+    scipy.io.savemat(path, {"spikes": to01(patterns).astype(np.float64), "dt": 0.02,
+                            "label": "retina"})
+    raw = read_patterns(path)
+    np.testing.assert_array_equal(raw.samples, patterns)
+    assert raw.meta["format"] == "mat-v5" and raw.meta["key"] == "spikes"
+    assert raw.meta["encoding"] == "01"
+
+
+def test_mat_v5_key_picks_among_several(tmp_path: Path) -> None:
+    patterns = spins()
+    path = tmp_path / "two.mat"
+    scipy.io.savemat(path, {"a": patterns, "b": spins(seed=3)})
+    with pytest.raises(DataError, match=r"two\.mat.*several.*dataset\.key.*'a'.*'b'"):
+        read_patterns(path)
+    np.testing.assert_array_equal(read_patterns(path, key="a").samples, patterns)
+
+
+def test_mat_v73_round_trip(tmp_path: Path) -> None:
+    patterns = spins()
+    path = write_mat73(tmp_path / "big.mat", {"spikes": to01(patterns),
+                                               "label": np.array("retina")})
+    with h5py.File(path, "r") as handle:  # stored transposed, as MATLAB does
+        assert handle["spikes"].shape == (N, M)
+    raw = read_patterns(path)
+    np.testing.assert_array_equal(raw.samples, patterns)
+    assert raw.meta["format"] == "mat-v7.3" and raw.meta["key"] == "spikes"
+    assert raw.meta["shape_in_file"] == [M, N]
+
+
+def test_layout_transposes(tmp_path: Path) -> None:
+    patterns = spins()
+    np.save(tmp_path / "tr.npy", patterns.T)
+    raw = read_patterns(tmp_path / "tr.npy", layout="units_by_patterns")
+    np.testing.assert_array_equal(raw.samples, patterns)
+    assert raw.meta["layout"] == "units_by_patterns"
+    auto = read_patterns(tmp_path / "tr.npy")  # wider than tall: auto transposes
+    np.testing.assert_array_equal(auto.samples, patterns)
+    assert auto.meta["layout"] == "units_by_patterns" and auto.meta["layout_requested"] == "auto"
+    kept = read_patterns(tmp_path / "tr.npy", layout="patterns_by_units")
+    assert kept.samples.shape == (N, M)
+
+
+def test_auto_layout_takes_n_from_truth(tmp_path: Path) -> None:
+    patterns = spins(5, 11)  # fewer patterns than units: shape alone would transpose
+    h, J = truth(11)
+    np.savez(tmp_path / "few.npz", samples=patterns, test=spins(13, 11).T, h=h, J=J)
+    raw = read_patterns(tmp_path / "few.npz")
+    np.testing.assert_array_equal(raw.samples, patterns)
+    assert raw.test.shape == (13, 11)
+
+
+def test_split_is_reproducible_and_disjoint(tmp_path: Path) -> None:
+    patterns = distinct_spins(100, 9)
+    np.save(tmp_path / "s.npy", patterns)
+    first = load_file_dataset(tmp_path / "s.npy", test_fraction=0.25, split_seed=4)
+    again = load_file_dataset(tmp_path / "s.npy", test_fraction=0.25, split_seed=4)
+    other = load_file_dataset(tmp_path / "s.npy", test_fraction=0.25, split_seed=5)
+    assert torch.equal(first.train, again.train) and torch.equal(first.test, again.test)
+    assert not torch.equal(first.test, other.test)
+    assert (first.train.shape[0], first.test.shape[0]) == (75, 25)
+    train, test = ({tuple(row) for row in part.numpy()} for part in (first.train, first.test))
+    assert not train & test
+    assert train | test == {tuple(row) for row in patterns.astype(np.float32)}
+    assert first.meta["split"] == "random" and first.meta["M_test"] == 25
+
+
+def test_m_keeps_a_nested_seeded_subset(tmp_path: Path) -> None:
+    np.save(tmp_path / "s.npy", distinct_spins(60, 8))
+    small = load_file_dataset(tmp_path / "s.npy", M=10, test_fraction=0.5, split_seed=2)
+    large = load_file_dataset(tmp_path / "s.npy", M=20, test_fraction=0.5, split_seed=2)
+    assert small.train.shape == (10, 8) and small.meta["M"] == 10 and small.meta["M_file"] == 60
+    assert torch.equal(small.train, large.train[:10]) and torch.equal(small.test, large.test)
+    plain = load_file_dataset(tmp_path / "s.npy")
+    assert plain.test is None and plain.meta["split"] == "none" and plain.train.shape == (60, 8)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def _npz(**arrays: np.ndarray):
+    return lambda path: np.savez(path, **arrays)
+
+
+def _npy(array: np.ndarray):
+    return lambda path: np.save(path, array)
+
+
+def _text(content: str):
+    return lambda path: path.write_text(content)
+
+
+def _bytes(content: bytes):
+    return lambda path: path.write_bytes(content)
+
+
+H, J = truth()
+ASYMMETRIC = J.copy()
+ASYMMETRIC[0, 1] += 0.5
+DIAGONAL = J.copy()
+DIAGONAL[2, 2] = 1.0
+NAN = spins().astype(np.float64)
+NAN[4, 0] = np.nan
+TWO = spins()
+TWO[4, 0] = 2
+MIXED = spins()
+MIXED[1, 1] = 0
+
+DATA_ERRORS = [
+    ("nan.npy", _npy(NAN), r"found NaN \(first at row 5, column 1\)"),
+    ("two.npz", _npz(samples=TWO), r"\{0,1\} or \{-1,\+1\}; found 2 \(first at row 5, column 1\)"),
+    ("mixed.npy", _npy(MIXED), r"mix 0 \(first at row 2, column 2\) and -1"),
+    ("ragged.csv", _text("0,1,1\n1,1,0\n1,0\n"), r"line 3 has 2 values, expected 3"),
+    ("header.csv", _text("a,b,c\n0,1,1\n"), r"line 1, column 1: 'a' is not a number"),
+    ("value.txt", _text("0 1\n\n1 3\n"), r"found 3 \(first at line 3, column 2\)"),
+    ("empty.npy", _npy(np.zeros((0, 5))), r"is empty"),
+    ("empty.csv", _text("\n# nothing\n"), r"is empty"),
+    ("text.npy", _npy(np.array([["a", "b"], ["c", "d"]])), r"expected numbers"),
+    ("cube.npy", _npy(np.ones((3, 4, 5))), r"3-D.*2-D array of patterns x units"),
+    ("vector.npy", _npy(np.ones(5)), r"expected a 2-D array"),
+    ("one.npy", _npy(np.ones((6, 1))), r"1 unit.*at least 2 units"),
+    ("bad_h.npz", _npz(samples=spins(), h=np.zeros(N + 1), J=J), r"'h' has shape \(8,\)"),
+    ("bad_J.npz", _npz(samples=spins(), h=H, J=np.zeros((N, N - 1))), r"'J' has shape \(7, 6\)"),
+    ("asym.npz", _npz(samples=spins(), h=H, J=ASYMMETRIC), r"'J' must be symmetric; row 1"),
+    ("diag.npz", _npz(samples=spins(), h=H, J=DIAGONAL), r"zero diagonal; row 3, column 3"),
+    ("only_h.npz", _npz(samples=spins(), h=H), r"has array 'h' but no 'J'"),
+    ("nan_J.npz", _npz(samples=spins(), h=H, J=J * np.nan), r"'J' must hold finite numbers"),
+    ("test_n.npz", _npz(samples=spins(), test=spins(11, N + 2)), r"'test'.*9 units.*7 units"),
+    ("test_enc.npz", _npz(samples=to01(spins()), test=spins(11)),
+     r"'samples' use \{0,1\} but 'test' uses \{-1,\+1\}"),
+    ("nosamples.npz", _npz(a=spins(), b=spins()), r"several arrays.*'a'.*'b'"),
+    ("corrupt.npz", _bytes(b"PK\x03\x04 not really a zip"), r"cannot read it as a \.npz"),
+    ("corrupt.npy", _bytes(b"\x93NUMPY garbage"), r"cannot read it as a \.npy"),
+    ("corrupt.mat", _bytes(b"not a mat file at all" * 10), r"cannot read it as a \.mat"),
+    ("binary.csv", _bytes(b"\xff\xfe\x00\x81"), r"cannot read it as a \.csv"),
+    ("data.xlsx", _text("0,1\n"), r"unknown file type '\.xlsx'.*\.npz, \.npy, \.csv"),
+]
+
+
+@pytest.mark.parametrize(("name", "write", "problem"), DATA_ERRORS,
+                         ids=[case[0] for case in DATA_ERRORS])
+def test_data_errors_name_the_file_and_problem(tmp_path: Path, name: str, write,
+                                               problem: str) -> None:
+    path = tmp_path / name
+    write(path)
+    with pytest.raises(DataError, match=problem) as info:
+        load_file_dataset(path)
+    assert name in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"nowhere\.npz: does not exist \(dataset\.path"):
+        read_patterns(tmp_path / "nowhere.npz")
+
+
+def test_mat_key_not_found_lists_variables(tmp_path: Path) -> None:
+    path = tmp_path / "v.mat"
+    scipy.io.savemat(path, {"spikes": spins()})
+    with pytest.raises(DataError, match=r"v\.mat: no variable named 'bint' \(dataset\.key\).*"
+                                        r"'spikes'"):
+        read_patterns(path, key="bint")
+
+
+def test_mat_v73_3d_recording_is_refused(tmp_path: Path) -> None:
+    path = write_mat73(tmp_path / "retina.mat", {"bint": np.ones((3, 5, 4))})
+    with pytest.raises(DataError, match=r"retina\.mat: variable 'bint': is 3-D with shape"
+                                        r" \(3, 5, 4\)"):
+        read_patterns(path)
+
+
+CONFIG_ERRORS = [
+    ({"layout": "rows"}, r"dataset\.layout must be one of"),
+    ({"key": "x"}, r"dataset\.key='x' does not apply to a \.npy file"),
+    ({"test_fraction": 1.0}, r"dataset\.test_fraction must be in \[0, 1\); got 1\.0"),
+    ({"test_fraction": -0.1}, r"dataset\.test_fraction must be in \[0, 1\)"),
+    ({"test_fraction": "half"}, r"dataset\.test_fraction must be in \[0, 1\)"),
+    ({"test_fraction": 0.001}, r"f\.npy: dataset\.test_fraction=0\.001 of 23 patterns gives 0"),
+    ({"M": 24}, r"dataset\.M=24 exceeds the 23 training patterns in .*f\.npy"),
+    ({"M": 20, "test_fraction": 0.5}, r"dataset\.M=20 exceeds the 11 .*after the test split"),
+    ({"M": 0}, r"dataset\.M must be a positive integer"),
+    ({"split_seed": -1}, r"dataset\.split_seed must be a non-negative integer"),
+]
+
+
+@pytest.mark.parametrize(("options", "problem"), CONFIG_ERRORS)
+def test_config_errors_name_the_key(tmp_path: Path, options: dict, problem: str) -> None:
+    np.save(tmp_path / "f.npy", spins())
+    with pytest.raises(ConfigError, match=problem):
+        load_file_dataset(tmp_path / "f.npy", **options)
+
+
+def test_test_fraction_with_a_file_test_is_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "own.npz", samples=spins(), test=spins(11))
+    with pytest.raises(ConfigError, match=r"own\.npz: the file has its own 'test' array"):
+        load_file_dataset(tmp_path / "own.npz", test_fraction=0.2)

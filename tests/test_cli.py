@@ -20,7 +20,7 @@ def run_cli(args: list[str], run_dir: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_run_writes_results(tmp_path):
-    proc = run_cli(SMALL + ["solver=plm", "seed=3"], tmp_path / "run")
+    proc = run_cli([*SMALL, "solver=plm", "seed=3"], tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["run"] == {**results["run"], "n": 8, "M": 500, "M_test": 200, "seed": 3,
@@ -45,7 +45,7 @@ def test_file_dataset_with_truth_reports_parameter_errors(tmp_path):
     np.savez(path, samples=(data.train.numpy() + 1) / 2, test=(data.test.numpy() + 1) / 2,
              h=data.truth.h.numpy(), J=data.truth.J.numpy())
     from_file = run_cli(["dataset=file", f"dataset.path={path}", "device=cpu"], tmp_path / "f")
-    generated = run_cli(SMALL + ["dataset.data_seed=5", "dataset.sampler.kind=exact"],
+    generated = run_cli([*SMALL, "dataset.data_seed=5", "dataset.sampler.kind=exact"],
                         tmp_path / "g")
     assert from_file.returncode == 0, from_file.stderr
     assert generated.returncode == 0, generated.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import torch
-from conftest import all_states, brute_force, random_model
 
+from conftest import all_states, brute_force, random_model
 from isingaug.data.base import Dataset
 from isingaug.ising import IsingParams, energy
 from isingaug.metrics.evaluate import evaluate

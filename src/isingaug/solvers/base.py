@@ -1,4 +1,4 @@
-"""The interface every inverse solver follows: fit(samples, weights) -> IsingParams + diagnostics."""
+"""The interface every inverse solver follows: fit(samples, weights) -> params + diagnostics."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from torch import Tensor
 from isingaug.errors import ConfigError
 from isingaug.ising import IsingParams, energy
 from isingaug.solvers.base import Solver
-from isingaug.solvers.optim import fields_and_couplings, minimize
+from isingaug.solvers.optim import check_count, fields_and_couplings, minimize
 
 DEFAULT_EPSILON_GRID: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -36,10 +36,10 @@ class ErasureMachine(Solver):
     `epsilon` in (0, 1) sets the erasure strength and, through the (eps/2)||theta||^2 term, the
     built-in regularisation. `epsilon="auto"` fits every value of `epsilon_grid` (warm-started,
     from the largest eps down) and keeps the one whose fit gives the observed data the highest
-    weighted mean energy <E_theta>_data = -<theta·O>_data. That is the authors' rule as their code
-    applies it (`fit` returns -mean(w·O) and the notebooks take its argmax); the criterion falls
-    from both ends of the grid (large theta at small eps, Hopfield-like theta = <O>_data at eps -> 1)
-    so it has an interior optimum.
+    weighted mean energy <E_theta>_data = -<theta·O>_data. That is the authors' rule as their
+    code applies it (`fit` returns -mean(w·O) and the notebooks take its argmax); the criterion
+    falls towards both ends of the grid (large theta at small eps, Hopfield-like
+    theta = <O>_data/eps as eps -> 1), so it has an interior optimum.
     """
 
     name = "erasure"
@@ -48,7 +48,7 @@ class ErasureMachine(Solver):
                  tol: float = 1e-6, epsilon: float | str = "auto",
                  epsilon_grid: Sequence[float] | None = None) -> None:
         super().__init__(device, dtype)
-        self.max_iter = int(max_iter)
+        self.max_iter = check_count(self.name, "max_iter", max_iter)
         self.tol = float(tol)
         self.epsilon = epsilon if epsilon == "auto" else _check_epsilon("epsilon", epsilon)
         grid = DEFAULT_EPSILON_GRID if epsilon_grid is None else tuple(epsilon_grid)

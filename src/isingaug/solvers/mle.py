@@ -12,7 +12,7 @@ from isingaug.errors import ConfigError
 from isingaug.ising import IsingParams, exact_statistics, moments
 from isingaug.sampling import run_sweeps
 from isingaug.solvers.base import Solver
-from isingaug.solvers.optim import check_penalty, minimize
+from isingaug.solvers.optim import check_count, check_penalty, minimize
 from isingaug.solvers.plm import PseudoLikelihood
 
 INITS = ("plm", "zeros")
@@ -28,19 +28,31 @@ def flat_moments(first: Tensor, second: Tensor) -> Tensor:
 class MaximumLikelihood(Solver):
     """Maximise the (L2-penalised) likelihood by matching model moments to data moments.
 
-    Objective per pattern: log Z(θ) - θ·<φ>_data + (l2/2)·sum_{i<j} J_ij^2 (fields unpenalised;
-    this per-pair penalty shrinks as much as PLM's (l2/2)·||W||^2, whose curvature per pair is
-    doubled too). For n <= `exact_max_n` the moments and log Z come from enumeration and the
-    gradient <φ>_model - <φ>_data is exact, so L-BFGS drives it below `tol`. Above, persistent
-    heat-bath chains started from data rows estimate the model moments (Boltzmann learning):
-    ascent with step lr/sqrt(1 + lr_decay·t), Polyak averaging of θ over windows of `window`
-    steps, stopping when a window's max |moment error| is below max(tol, 4/sqrt(chains·window)),
-    about four standard errors of a window mean, or after `max_iter` steps.
+    Objective per pattern: log Z(θ) - θ·<φ>_data + (l2/2)·sum_{i<j} J_ij^2, fields unpenalised.
+    Per pair this shrinks as much as PLM's (l2/2)·||W||^2, whose data term also has twice the
+    curvature per pair, so one l2 means the same in both.
 
-    `init="plm"` starts from the pseudo-likelihood solution (a few % from the optimum, which saves
-    most of the costly iterations). `l2="auto"` takes the strength chosen by PLM's cross-validated
-    pseudo-likelihood on the same grid rather than cross-validating the likelihood itself: that
-    would cost K x grid full MLE fits, and both estimators share the penalty's normalisation.
+    n <= `exact_max_n`: log Z and the moments come from enumeration, the gradient
+    <φ>_model - <φ>_data is exact (no autograd), and L-BFGS drives max|gradient| below `tol`.
+
+    Above it, Boltzmann learning: `chains` persistent heat-bath chains, started from data rows
+    drawn by weight, advance `sweeps_per_step` sweeps per step and estimate the model moments;
+    θ climbs with step lr/sqrt(1 + lr_decay·t) and is Polyak-averaged over the latter half of
+    the run. Every `check_every` steps the moments averaged over that same half are compared
+    with the data: the run stops when max |moment error| (plus the penalty's gradient) is below
+    max(tol, 4/sqrt(chains·steps averaged)), about four standard errors of that average for
+    independent chain samples, or after `max_iter` steps. A moment test cannot see slow,
+    ill-conditioned parameter directions, so the MCMC path is accurate from the PLM start (the
+    default) and needs a longer run from zeros. `seed` makes it reproducible.
+
+    `init="plm"` starts from the pseudo-likelihood solution, a few % from the optimum, which
+    saves most of the costly iterations. `l2="auto"` takes the strength chosen by PLM's
+    cross-validated pseudo-likelihood on the same grid rather than cross-validating the
+    likelihood itself, which would cost folds x grid full MLE fits.
+
+    Diagnostics: method ("exact" or "mcmc"), max_moment_error, l2, init; exact: objective
+    (penalised, = neg_log_likelihood per pattern when l2 = 0); mcmc: objective NaN (log Z
+    unknown), moment_tol, averaged_steps.
     """
 
     name = "mle"
@@ -52,27 +64,23 @@ class MaximumLikelihood(Solver):
                  seed: int | None = None, cv_folds: int = 5,
                  l2_grid: Sequence[float] | None = None) -> None:
         super().__init__(device, dtype)
-        self.max_iter = int(max_iter)
+        self.max_iter = check_count(self.name, "max_iter", max_iter)
         self.tol = float(tol)
         self.l2 = check_penalty(self.name, "l2", l2, allow_auto=True)
         if init not in INITS:
             raise ConfigError(f"{self.name}: init must be one of {list(INITS)}; got {init!r}")
         self.init = init
-        self.exact_max_n = int(exact_max_n)
-        for key, value in (("chains", chains), ("sweeps_per_step", sweeps_per_step),
-                           ("check_every", check_every), ("max_iter", max_iter)):
-            if int(value) < 1:
-                raise ConfigError(f"{self.name}: {key} must be an integer >= 1; got {value!r}")
+        self.exact_max_n = check_count(self.name, "exact_max_n", exact_max_n, minimum=0)
         if not (math.isfinite(float(lr)) and float(lr) > 0):
             raise ConfigError(f"{self.name}: lr must be a finite float > 0; got {lr!r}")
         if not (math.isfinite(float(lr_decay)) and float(lr_decay) >= 0):
             raise ConfigError(f"{self.name}: lr_decay must be a finite float >= 0; "
                               f"got {lr_decay!r}")
-        self.chains = int(chains)
-        self.sweeps_per_step = int(sweeps_per_step)
+        self.chains = check_count(self.name, "chains", chains)
+        self.sweeps_per_step = check_count(self.name, "sweeps_per_step", sweeps_per_step)
+        self.check_every = check_count(self.name, "check_every", check_every)
         self.lr = float(lr)
         self.lr_decay = float(lr_decay)
-        self.check_every = int(check_every)
         self.seed = None if seed is None else int(seed)
         # the initialiser and l2 selector; it also validates cv_folds and l2_grid
         self._plm = PseudoLikelihood(self.device, self.dtype, l2=self.l2, cv_folds=cv_folds,

@@ -6,10 +6,15 @@ Every convex solver (PLM, exact MLE, interaction screening, erasure machine) goe
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+# torch.optim imports torch._dynamo at its first step (~1.5 s): paid here, not in a fit's time
+import torch._dynamo
 from torch import Tensor
 
 from isingaug.errors import ConfigError
@@ -31,44 +36,55 @@ class OptimResult:
 
 
 def minimize(objective: Objective, x0: Tensor, max_iter: int = 1000, tol: float = 1e-6,
-             value_and_grad: bool = False, history_size: int = 10) -> OptimResult:
+             value_and_grad: bool = False, history_size: int = 10,
+             chunk: int = 25) -> OptimResult:
     """Minimise a smooth objective with L-BFGS and a strong-Wolfe line search.
 
-    Converged means the gradient's max-norm fell to `tol`. A small history (SciPy's default of 10)
-    keeps the two-loop recursion, a Python loop in torch, cheap for the small problems here.
+    Converged means the gradient's max-norm fell to `tol`. torch's own stall test compares
+    objective changes with an absolute tolerance, which can halt it well before the gradient test
+    (or never, for large objectives), so it is switched off: L-BFGS runs in chunks of `chunk`
+    iterations and stops when max|grad| <= tol, after `max_iter` iterations, or when a whole chunk
+    fails to lower the objective (it has stalled at machine precision). A small history (SciPy's
+    default of 10) keeps the two-loop recursion, a Python loop in torch, cheap.
     """
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1; got {max_iter}")
     x = x0.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS(
-        [x], lr=1.0, max_iter=max_iter, max_eval=2 * max_iter + 10, tolerance_grad=tol,
-        tolerance_change=10 * torch.finfo(x.dtype).eps, history_size=history_size,
-        line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS([x], lr=1.0, tolerance_grad=tol, tolerance_change=0.0,
+                                  history_size=history_size, line_search_fn="strong_wolfe")
+    group, state = optimizer.param_groups[0], optimizer.state[x]
     last: dict[str, Tensor] = {}
 
-    def evaluate() -> tuple[Tensor, Tensor]:
-        if value_and_grad:
-            value, grad = objective(x.detach())
-        else:
-            value = objective(x)
-            (grad,) = torch.autograd.grad(value, x)
+    def evaluate() -> None:
+        """Value and gradient at the current x, cached: L-BFGS re-asks for the same point."""
+        if last and torch.equal(last["x"], x.detach()):
+            return
+        with torch.enable_grad():
+            if value_and_grad:
+                value, grad = objective(x.detach())
+            else:
+                value = objective(x)
+                (grad,) = torch.autograd.grad(value, x)
         last.update(x=x.detach().clone(), value=value.detach(), grad=grad.detach())
-        return value.detach(), grad.detach()
 
     def closure() -> Tensor:
-        value, grad = evaluate()
-        x.grad = grad.clone()
-        return value
+        evaluate()
+        x.grad = last["grad"].clone()
+        return last["value"]
 
-    optimizer.step(closure)
-    if not torch.equal(last["x"], x.detach()):
-        with torch.enable_grad():
-            evaluate()
-    return OptimResult(
-        x=x.detach(),
-        grad=last["grad"],
-        iterations=int(optimizer.state[x].get("n_iter", 0)),
-        converged=bool(last["grad"].abs().max() <= tol) and bool(torch.isfinite(last["value"])),
-        objective=float(last["value"]),
-    )
+    best = math.inf
+    while True:
+        group["max_iter"] = min(chunk, max_iter - state.get("n_iter", 0))
+        group["max_eval"] = 2 * group["max_iter"] + 10
+        optimizer.step(closure)
+        evaluate()
+        value = float(last["value"])
+        converged = bool(last["grad"].abs().max() <= tol) and math.isfinite(value)
+        if converged or state["n_iter"] >= max_iter or not value < best:
+            break
+        best = value
+    return OptimResult(x=x.detach(), grad=last["grad"], iterations=int(state["n_iter"]),
+                       converged=converged, objective=value)
 
 
 def fields_and_couplings(x: Tensor, symmetric: bool) -> tuple[Tensor, Tensor]:
@@ -97,6 +113,15 @@ def local_field_gradient(dfields: Tensor, spins: Tensor, symmetric: bool) -> Ten
             + torch.diag_embed(dfields.sum(-2)))
 
 
+def check_count(solver: str, key: str, value: int, minimum: int = 1) -> int:
+    """Validate an integer option from a config (iterations, chains, folds...)."""
+    valid = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+             and float(value).is_integer() and value >= minimum)
+    if not valid:
+        raise ConfigError(f"{solver}: {key} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
 def check_penalty(solver: str, key: str, value: float | str, allow_auto: bool) -> float | str:
     """Validate a penalty strength from a config: a float >= 0, or 'auto' where CV can choose it."""
     if allow_auto and value == "auto":
@@ -104,8 +129,8 @@ def check_penalty(solver: str, key: str, value: float | str, allow_auto: bool) -
     try:
         strength = float(value)
     except (TypeError, ValueError):
-        strength = float("nan")
-    if not strength >= 0 or strength == float("inf"):
+        strength = math.nan
+    if not (math.isfinite(strength) and strength >= 0):
         allowed = "a finite float >= 0 or 'auto'" if allow_auto else "a finite float >= 0"
         raise ConfigError(f"{solver}: {key} must be {allowed}; got {value!r}")
     return strength

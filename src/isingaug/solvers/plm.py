@@ -14,6 +14,7 @@ from isingaug.ising import IsingParams
 from isingaug.solvers.base import Solver
 from isingaug.solvers.optim import (
     OptimResult,
+    check_count,
     check_penalty,
     fields_and_couplings,
     local_field_gradient,
@@ -62,17 +63,15 @@ class PseudoLikelihood(Solver):
                  cv_folds: int = 5, l2_grid: Sequence[float] | None = None,
                  cv_seed: int = 0) -> None:
         super().__init__(device, dtype)
-        self.max_iter = int(max_iter)
+        self.max_iter = check_count(self.name, "max_iter", max_iter)
         self.tol = float(tol)
         self.l2 = check_penalty(self.name, "l2", l2, allow_auto=True)
         self.symmetric = bool(symmetric)
-        self.cv_folds = int(cv_folds)
+        self.cv_folds = check_count(self.name, "cv_folds", cv_folds, minimum=2)
         grid = DEFAULT_L2_GRID if l2_grid is None else tuple(l2_grid)
         self.l2_grid = sorted({float(check_penalty(self.name, "l2_grid", v, allow_auto=False))
                                for v in grid}, reverse=True)
         self.cv_seed = int(cv_seed)
-        if self.cv_folds < 2:
-            raise ConfigError(f"{self.name}: cv_folds must be an integer >= 2; got {cv_folds!r}")
         if not self.l2_grid:
             raise ConfigError(f"{self.name}: l2_grid must hold at least one value >= 0")
 

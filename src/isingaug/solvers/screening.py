@@ -9,6 +9,7 @@ from isingaug.errors import ConfigError
 from isingaug.ising import IsingParams
 from isingaug.solvers.base import Solver
 from isingaug.solvers.optim import (
+    check_count,
     check_penalty,
     fields_and_couplings,
     local_field_gradient,
@@ -36,7 +37,7 @@ class InteractionScreening(Solver):
             raise ConfigError(f"{self.name}: method must be one of {list(METHODS)}; "
                               f"got {method!r}")
         self.method = method
-        self.max_iter = int(max_iter)
+        self.max_iter = check_count(self.name, "max_iter", max_iter)
         self.tol = float(tol)
         self.l2 = float(check_penalty(self.name, "l2", l2, allow_auto=False))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -145,15 +146,59 @@ def check_enumerable(n: int, max_n: int = DEFAULT_MAX_ENUMERATION_N) -> None:
         )
 
 
+def _bit_states(bits: int, start: int, stop: int, dtype: torch.dtype,
+                device: str | torch.device) -> Tensor:
+    """States start..stop-1 of `bits` spins, (stop - start, bits); s_i = 2*bit_i(k) - 1."""
+    index = torch.arange(start, stop, device=device)
+    shifts = torch.arange(bits, device=device)
+    return (((index[:, None] >> shifts) & 1) * 2 - 1).to(dtype)
+
+
 def enumerate_states(n: int, chunk: int = DEFAULT_CHUNK, dtype: torch.dtype = torch.float64,
                      device: str | torch.device = "cpu",
                      max_n: int = DEFAULT_MAX_ENUMERATION_N) -> Iterator[Tensor]:
     """All 2^n spin states in chunks of at most `chunk` rows; state k has s_i = 2*bit_i(k) - 1."""
     check_enumerable(n, max_n)
-    bits = torch.arange(n, device=device)
     for start in range(0, 1 << n, chunk):
-        index = torch.arange(start, min(start + chunk, 1 << n), device=device)
-        yield (((index[:, None] >> bits) & 1) * 2 - 1).to(dtype)
+        yield _bit_states(n, start, min(start + chunk, 1 << n), dtype, device)
+
+
+@dataclass(frozen=True)
+class EnergyBlocks:
+    """All 2^n energies as blocks (G, B): row g is one setting of the high spins, column b one of
+    the low spins, so state k = b + B * (first + g) in the order of `enumerate_states`.
+
+    Within a block the high spins are constant, so E = E_low(b) + E_high(g) - s_low . J_lh s_high
+    costs O(B * L) per row instead of O(B * n^2): the energies and the moments below are
+    O(2^n * L) work with L = log2(B) low spins.
+    """
+
+    low: Tensor
+    e_low: Tensor
+    params: IsingParams
+    group: int
+
+    @classmethod
+    def of(cls, params: IsingParams, chunk: int, max_n: int) -> EnergyBlocks:
+        n = params.n
+        check_enumerable(n, max_n)
+        low_bits = min(n, max(1, int(chunk).bit_length() - 1))
+        low = _bit_states(low_bits, 0, 1 << low_bits, params.dtype, params.device)
+        h, J = params.h[:low_bits], params.J[:low_bits, :low_bits]
+        e_low = -(low @ h) - 0.5 * ((low @ J) * low).sum(-1)
+        return cls(low, e_low, params, max(1, chunk >> low_bits))
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """(high spins (G, n - L), energies (G, B)) for every group of high settings."""
+        p, low_bits = self.params, self.low.shape[1]
+        high_bits = p.n - low_bits
+        h_high, J_high = p.h[low_bits:], p.J[low_bits:, low_bits:]
+        J_cross = p.J[low_bits:, :low_bits]
+        for start in range(0, 1 << high_bits, self.group):
+            highs = _bit_states(high_bits, start, min(start + self.group, 1 << high_bits),
+                                p.dtype, p.device)
+            e_high = -(highs @ h_high) - 0.5 * ((highs @ J_high) * highs).sum(-1)
+            yield highs, self.e_low + e_high[:, None] - (highs @ J_cross) @ self.low.T
 
 
 @dataclass(frozen=True)
@@ -169,37 +214,40 @@ class ExactStatistics:
 
 def exact_statistics(params: IsingParams, chunk: int = DEFAULT_CHUNK,
                      max_n: int = DEFAULT_MAX_ENUMERATION_N) -> ExactStatistics:
-    """Exact log Z, <s>, <s s^T>, <E> and Var[E] by chunked enumeration.
+    """Exact log Z, <s>, <s s^T>, <E> and Var[E] by enumeration in blocks of `chunk` states.
 
     Accumulators are rescaled whenever the running maximum of -E grows (a streaming log-sum-exp),
-    so memory stays O(chunk * n) and nothing overflows at strong coupling.
+    so memory stays O(chunk) and nothing overflows at strong coupling. The low-spin block of the
+    moments needs only the total weight of each low setting, summed once at the end.
     """
-    n, dtype, device = params.n, params.dtype, params.device
-    ref = torch.tensor(-math.inf, dtype=dtype, device=device)
-    mass = torch.zeros((), dtype=dtype, device=device)
-    first = torch.zeros(n, dtype=dtype, device=device)
-    second = torch.zeros(n, n, dtype=dtype, device=device)
-    e1 = torch.zeros((), dtype=dtype, device=device)
-    e2 = torch.zeros((), dtype=dtype, device=device)
-    for states in enumerate_states(n, chunk, dtype, device, max_n):
-        e = energy(params, states)
+    blocks = EnergyBlocks.of(params, chunk, max_n)
+    low = blocks.low
+    low_bits, high_bits = low.shape[1], params.n - low.shape[1]
+    zeros = partial(torch.zeros, dtype=params.dtype, device=params.device)
+    ref = torch.tensor(-math.inf, dtype=params.dtype, device=params.device)
+    mass, e1, e2 = zeros(()), zeros(()), zeros(())
+    low_weight = zeros(low.shape[0])
+    first_high, second_high = zeros(high_bits), zeros(high_bits, high_bits)
+    cross = zeros(low_bits, high_bits)
+    for highs, e in blocks:
         new_ref = torch.maximum(ref, (-e).max())
         scale = torch.exp(ref - new_ref)
         p = torch.exp(-e - new_ref)
-        mass = mass * scale + p.sum()
-        first = first * scale + p @ states
-        second = second * scale + states.T @ (p[:, None] * states)
-        e1 = e1 * scale + p @ e
-        e2 = e2 * scale + p @ (e * e)
+        high_mass = p.sum(1)
+        mass = mass * scale + high_mass.sum()
+        low_weight = low_weight * scale + p.sum(0)
+        first_high = first_high * scale + high_mass @ highs
+        second_high = second_high * scale + highs.T @ (high_mass[:, None] * highs)
+        cross = cross * scale + (p @ low).T @ highs
+        e1 = e1 * scale + (p * e).sum()
+        e2 = e2 * scale + (p * e * e).sum()
         ref = new_ref
+    first = torch.cat([low_weight @ low, first_high]) / mass
+    second = torch.cat([torch.cat([low.T @ (low_weight[:, None] * low), cross], 1),
+                        torch.cat([cross.T, second_high], 1)]) / mass
     mean_e = e1 / mass
-    return ExactStatistics(
-        log_z=ref + torch.log(mass),
-        first=first / mass,
-        second=second / mass,
-        mean_energy=mean_e,
-        var_energy=e2 / mass - mean_e**2,
-    )
+    return ExactStatistics(log_z=ref + torch.log(mass), first=first, second=second,
+                           mean_energy=mean_e, var_energy=e2 / mass - mean_e**2)
 
 
 def log_partition(params: IsingParams, chunk: int = DEFAULT_CHUNK,

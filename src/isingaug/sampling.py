@@ -20,9 +20,9 @@ from isingaug.errors import ConfigError
 from isingaug.ising import (
     DEFAULT_CHUNK,
     DEFAULT_MAX_ENUMERATION_N,
+    EnergyBlocks,
     IsingParams,
     energy,
-    enumerate_states,
 )
 
 RULES = ("heat_bath", "metropolis")
@@ -40,22 +40,21 @@ def exact_sample(params: IsingParams, num_samples: int, generator: torch.Generat
                  max_n: int = DEFAULT_MAX_ENUMERATION_N) -> Tensor:
     """Independent samples from P = exp(-E)/Z by enumeration, in two memory-bounded passes.
 
-    Pass one finds the probability mass of every chunk of states; chunks are then drawn
-    multinomially and, within each chunk drawn, states in proportion to their weight.
+    Pass one finds the probability mass of every block of states; blocks are then drawn
+    multinomially and, within each block drawn, states in proportion to their weight.
     """
-    n = params.n
-    chunk_log_mass = torch.stack([torch.logsumexp(-energy(params, states), 0)
-                                  for states in enumerate_states(n, chunk, params.dtype,
-                                                                 params.device, max_n)])
-    chunk_prob = torch.softmax(chunk_log_mass, 0)
-    picks = torch.multinomial(chunk_prob, num_samples, replacement=True, generator=generator)
-    counts = torch.bincount(picks, minlength=chunk_prob.shape[0]).tolist()
+    blocks = EnergyBlocks.of(params, chunk, max_n)
+    block_log_mass = torch.stack([torch.logsumexp(-e.reshape(-1), 0) for _, e in blocks])
+    picks = torch.multinomial(torch.softmax(block_log_mass, 0), num_samples, replacement=True,
+                              generator=generator)
+    counts = torch.bincount(picks, minlength=block_log_mass.shape[0]).tolist()
+    width = blocks.low.shape[0]
     drawn = []
-    for index, states in enumerate(enumerate_states(n, chunk, params.dtype, params.device, max_n)):
-        if counts[index]:
-            weights = torch.softmax(-energy(params, states), 0)
-            rows = torch.multinomial(weights, counts[index], replacement=True, generator=generator)
-            drawn.append(states[rows])
+    for count, (highs, e) in zip(counts, blocks, strict=True):
+        if count:
+            rows = torch.multinomial(torch.softmax(-e.reshape(-1), 0), count, replacement=True,
+                                     generator=generator)
+            drawn.append(torch.cat([blocks.low[rows % width], highs[rows // width]], 1))
     samples = torch.cat(drawn)
     order = torch.randperm(num_samples, generator=generator,
                            device=generator.device if generator is not None else samples.device)

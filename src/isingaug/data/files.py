@@ -1,4 +1,5 @@
-"""Readers for users' files of binary spin patterns: .npz, .npy, .csv/.txt and MATLAB .mat.
+"""Readers for users' files of binary spin patterns or spike times: .npz, .npy, .csv/.txt,
+MATLAB .mat (v5 and v7.3) and NWB.
 
 A user's file is the input most likely to be wrong, so everything is checked here and every error
 names the file, the array or variable, and what is allowed. Past this module patterns are int8 +-1:
@@ -8,10 +9,22 @@ Orientation (`layout`): "patterns_by_units" takes rows as patterns, "units_by_pa
 and "auto" takes rows as patterns unless the array has more columns than rows (then it transposes,
 since a data set with fewer patterns than units is not one to fit an Ising model to); a square
 array is read as is. When an .npz file ships the truth, n is fixed by the length of `h` instead.
+"repeats_units_bins" reads a 3-D recording (repeats x units x time bins, like the bundled retina
+file) and concatenates its repeats into patterns; it is never guessed, since a 3-D array can be
+ordered in six ways.
+
+Spike times (`bin_width` set, or any .nwb file) are binned into patterns: a bin of a unit is +1
+when the unit fired at least once in it. Two forms are read: an .npz or .mat file with the vectors
+`spike_times` and `spike_units` (the unit of each spike, an integer id) and optionally `unit_ids`
+(every unit in column order, silent ones included; default: the ids that fire, sorted), and an NWB
+file's Units table (read with pynwb, the optional extra `isingaug[nwb]`). Bins are `bin_width`
+seconds wide on a grid through t = 0, from the bin holding the first spike to the one holding the
+last.
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
 from dataclasses import dataclass, field
 from os import PathLike
@@ -30,8 +43,16 @@ from isingaug.errors import ConfigError, DataError
 from isingaug.ising import IsingParams
 
 #: File suffixes read, and the format each one is read as.
-SUFFIXES = (".npz", ".npy", ".csv", ".txt", ".mat")
-LAYOUTS = ("auto", "patterns_by_units", "units_by_patterns")
+SUFFIXES = (".npz", ".npy", ".csv", ".txt", ".mat", ".nwb")
+LAYOUTS = ("auto", "patterns_by_units", "units_by_patterns", "repeats_units_bins")
+#: The layout of 3-D recordings (repeats x units x time bins).
+RECORDING = "repeats_units_bins"
+#: Units the spike times of an .npz/.mat file may be in, as seconds per unit (NWB uses seconds).
+TIME_UNITS = {"s": 1.0, "ms": 1e-3}
+#: Names of the spike-time vectors in an .npz/.mat file.
+SPIKE_TIMES, SPIKE_UNITS, UNIT_IDS = "spike_times", "spike_units", "unit_ids"
+#: Most entries (bins x units) a binned raster may have: a typo in bin_width should not eat memory.
+MAX_BINNED_ENTRIES = 1 << 30
 #: How each encoding is named in messages.
 _SETS = {"01": "{0,1}", "pm1": "{-1,+1}"}
 #: Asymmetry and diagonal allowed in a shipped J, relative to max(1, max |J|).
@@ -68,20 +89,23 @@ class _Contents:
     lines: np.ndarray | None = None
 
 
-def read_patterns(path: str | PathLike[str], key: str | None = None,
-                  layout: str = "auto") -> RawPatterns:
+def read_patterns(path: str | PathLike[str], key: str | None = None, layout: str = "auto",
+                  bin_width: float | None = None, time_unit: str = "s") -> RawPatterns:
     """Read and validate one file of spin patterns; see the module docstring for the rules."""
     _check_options(key, layout)
+    _check_time_options(bin_width, time_unit)
     file, label = _existing_file(path)
+    if bin_width is not None or file.suffix.lower() == ".nwb":
+        return _read_spike_times(file, label, key, layout, bin_width, time_unit)
     contents = _load(file, label)
     name = _select(contents, key, label)
     raw = contents.arrays[name]
-    where = f"{label}: {contents.noun} '{name}'" if name else label
-    _check_pattern_array(raw, where)
+    where = _where(contents, name, label)
+    _check_pattern_array(raw, where, layout)
     encodings = {"samples": _spin_encoding(raw, where, contents.lines)}
     raw_test = contents.arrays.get("test") if contents.format == "npz" else None
     if raw_test is not None:
-        _check_pattern_array(raw_test, f"{label}: array 'test'")
+        _check_pattern_array(raw_test, f"{label}: array 'test'", layout)
         encodings["test"] = _spin_encoding(raw_test, f"{label}: array 'test'", None)
     encoding = _common_encoding(encodings, label)
     h, J = _truth_arrays(contents.arrays if contents.format == "npz" else {}, label)
@@ -101,9 +125,28 @@ def read_patterns(path: str | PathLike[str], key: str | None = None,
     return RawPatterns(_to_spins(samples), None if test is None else _to_spins(test), h, J, meta)
 
 
+def read_recording(path: str | PathLike[str],
+                   key: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """A binary recording (repeats, units, bins) as a bool spike array, validated, and its meta.
+
+    For readers that need the repeat structure (dataset=neural splits by whole repeats); values
+    may be {0,1} or {-1,+1}, and a bin is a spike when its value is positive.
+    """
+    file, label = _existing_file(path)
+    contents = _load(file, label)
+    name = _select(contents, key, label)
+    raw = contents.arrays[name]
+    where = _where(contents, name, label)
+    _check_pattern_array(raw, where, RECORDING)
+    encoding = _spin_encoding(raw, where, None) or "pm1"
+    meta = {"source": str(file), "format": contents.format, "encoding": encoding,
+            "key": name or None, "shape_in_file": list(raw.shape)}
+    return raw > 0, meta
+
+
 def load_file_dataset(path: str | PathLike[str], key: str | None = None, layout: str = "auto",
-                      M: int | None = None, test_fraction: float = 0.0,
-                      split_seed: int = 0) -> Dataset:
+                      M: int | None = None, test_fraction: float = 0.0, split_seed: int = 0,
+                      bin_width: float | None = None, time_unit: str = "s") -> Dataset:
     """The `dataset=file` builder: a user's patterns, optionally split and cut to M patterns.
 
     One permutation drawn from default_rng(split_seed) serves both the split (its first
@@ -112,7 +155,7 @@ def load_file_dataset(path: str | PathLike[str], key: str | None = None, layout:
     Without a split or M the file's order is kept.
     """
     _check_split_options(M, test_fraction, split_seed)
-    raw = read_patterns(path, key, layout)
+    raw = read_patterns(path, key, layout, bin_width, time_unit)
     label = str(path)
     samples, test = raw.samples, raw.test
     split = "file" if test is not None else "none"
@@ -152,6 +195,20 @@ def _check_options(key: str | None, layout: str) -> None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_time_options(bin_width: float | None, time_unit: str) -> None:
+    if bin_width is not None and (isinstance(bin_width, bool)
+                                  or not isinstance(bin_width, int | float)
+                                  or not math.isfinite(bin_width) or bin_width <= 0):
+        raise ConfigError(
+            f"dataset.bin_width must be a positive number of seconds, or null for files of "
+            f"patterns; got {bin_width!r}"
+        )
+    if time_unit not in TIME_UNITS:
+        raise ConfigError(
+            f"dataset.time_unit must be one of {', '.join(TIME_UNITS)}; got {time_unit!r}"
+        )
 
 
 def _check_split_options(M: int | None, test_fraction: float, split_seed: int) -> None:
@@ -294,6 +351,11 @@ def _read_mat73(file: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _where(contents: _Contents, name: str, label: str) -> str:
+    """How messages name an array: the file, and the array's name when the file has several."""
+    return f"{label}: {contents.noun} '{name}'" if name else label
+
+
 def _select(contents: _Contents, key: str | None, label: str) -> str:
     """The name of the samples array: `key`, else 'samples' (.npz), else the only 2-D candidate."""
     arrays, noun = contents.arrays, contents.noun
@@ -320,9 +382,11 @@ def _select(contents: _Contents, key: str | None, label: str) -> str:
         return candidates[0]
     which = "several" if candidates else "no"
     no_samples = "has no array 'samples' and " if contents.format == "npz" else ""
+    hint = ("; it holds spike times, so set dataset.bin_width to bin them"
+            if SPIKE_TIMES in arrays and not candidates else "")
     raise DataError(
         f"{label}: {no_samples}found {which} {noun}s that could hold the patterns (numeric, "
-        f"at least 2-D); choose one with dataset.key; it has {_describe(arrays)}"
+        f"at least 2-D); choose one with dataset.key; it has {_describe(arrays)}{hint}"
     )
 
 
@@ -332,6 +396,159 @@ def _describe(arrays: dict[str, np.ndarray]) -> str:
     return ", ".join(f"'{name}' {value.shape} {value.dtype}" for name, value in arrays.items())
 
 
+# --- spike times -----------------------------------------------------------------------------
+
+
+def _read_spike_times(file: Path, label: str, key: str | None, layout: str,
+                      bin_width: float | None, time_unit: str) -> RawPatterns:
+    """Spike times of an .npz/.mat file or an NWB Units table, binned into +-1 patterns."""
+    is_nwb = file.suffix.lower() == ".nwb"
+    if bin_width is None:
+        raise ConfigError(
+            f"{label}: an NWB file holds spike times; set dataset.bin_width (seconds) to bin them"
+        )
+    for option, value, default in (("key", key, None), ("layout", layout, "auto")):
+        if value != default:
+            raise ConfigError(
+                f"{label}: dataset.{option}={value!r} does not apply to spike times; "
+                f"set it to {'null' if default is None else default}"
+            )
+    if is_nwb:
+        if time_unit != "s":
+            raise ConfigError(f"{label}: NWB spike times are in seconds; set dataset.time_unit=s")
+        times, units, ids = _read_nwb_units(file, label)
+        file_format = "nwb"
+    else:
+        contents = _load(file, label)
+        times, units, ids = _spike_arrays(contents, label)
+        file_format = contents.format
+    seconds = times * TIME_UNITS[time_unit]
+    raster, t_start, ids = _bin_spikes(seconds, units, ids, float(bin_width), label)
+    meta = {"source": str(file), "format": file_format, "encoding": "spike_times",
+            "key": None, "layout": "spike_times", "layout_requested": layout,
+            "shape_in_file": [int(times.shape[0])], "bin_width": float(bin_width),
+            "time_unit": time_unit, "t_start": t_start, "units": ids.tolist(),
+            "spikes": int(times.shape[0])}
+    return RawPatterns(_to_spins(raster), None, None, None, meta)
+
+
+def _spike_arrays(contents: _Contents,
+                  label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The validated spike_times, spike_units and optional unit_ids vectors of an .npz/.mat."""
+    arrays = contents.arrays
+    if contents.format not in ("npz", "mat-v5", "mat-v7.3"):
+        raise DataError(
+            f"{label}: a .{contents.format} file holds one raster, not spike times; spike times "
+            f"need an .npz/.mat file with vectors '{SPIKE_TIMES}' and '{SPIKE_UNITS}', or an "
+            ".nwb file (or set dataset.bin_width to null to read the raster)"
+        )
+    missing = [name for name in (SPIKE_TIMES, SPIKE_UNITS) if name not in arrays]
+    if missing:
+        raise DataError(
+            f"{label}: dataset.bin_width is set, so spike times are read, but it has no "
+            f"{contents.noun} {' or '.join(repr(name) for name in missing)}; it has "
+            f"{_describe(arrays)}"
+        )
+    times = _vector(arrays[SPIKE_TIMES], SPIKE_TIMES, contents, label, integer=False)
+    units = _vector(arrays[SPIKE_UNITS], SPIKE_UNITS, contents, label, integer=True)
+    if times.shape != units.shape:
+        raise DataError(
+            f"{label}: '{SPIKE_TIMES}' has {times.shape[0]} entries but '{SPIKE_UNITS}' has "
+            f"{units.shape[0]}; they need one unit per spike"
+        )
+    ids = arrays.get(UNIT_IDS)
+    if ids is not None:
+        ids = _vector(ids, UNIT_IDS, contents, label, integer=True)
+    return times, units, ids
+
+
+def _vector(array: np.ndarray, name: str, contents: _Contents, label: str,
+            integer: bool) -> np.ndarray:
+    """A finite numeric vector (MATLAB's 1 x S and S x 1 included); integer ids as int64."""
+    where = f"{label}: {contents.noun} '{name}'"
+    if not _is_numeric(array) or np.count_nonzero(np.array(array.shape) > 1) > 1:
+        raise DataError(f"{where}: has shape {array.shape} and type {array.dtype}; "
+                        "expected a vector of numbers")
+    vector = array.reshape(-1)
+    if not np.isfinite(vector).all():
+        raise DataError(f"{where}: holds NaN or infinite values")
+    if integer:
+        if not np.array_equal(vector, np.round(vector)):
+            raise DataError(f"{where}: holds non-integer values; units are integer ids")
+        return vector.astype(np.int64)
+    return vector.astype(np.float64)
+
+
+def _read_nwb_units(file: Path, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat spike times (s), the unit id of each spike and every unit's id, from the Units table.
+
+    The table stores all spike times in one vector cut by an index of end offsets, so the units
+    of the spikes follow from the offsets without a loop over units.
+    """
+    try:
+        from pynwb import NWBHDF5IO
+    except ImportError as err:
+        raise DataError(
+            f"{label}: reading NWB files needs the optional package pynwb; install it with "
+            "`pip install isingaug[nwb]` (or `pip install pynwb`)"
+        ) from err
+    try:
+        with NWBHDF5IO(str(file), "r") as io:
+            units = io.read().units
+            columns = () if units is None else units.colnames
+            if "spike_times" in columns:
+                ids = np.asarray(units.id[:], dtype=np.int64)
+                times = np.asarray(units.spike_times.data[:], dtype=np.float64)
+                ends = np.asarray(units.spike_times_index.data[:], dtype=np.int64)
+    except (*_READ_ERRORS, AttributeError) as err:
+        raise DataError(f"{label}: cannot read it as an NWB file ({err})") from err
+    if "spike_times" not in columns:
+        raise DataError(f"{label}: has no Units table with a spike_times column")
+    counts = np.diff(ends, prepend=0)
+    return times, np.repeat(ids, counts), ids
+
+
+def _bin_spikes(seconds: np.ndarray, units: np.ndarray, ids: np.ndarray | None, bin_width: float,
+                label: str) -> tuple[np.ndarray, float, np.ndarray]:
+    """A bool raster (bins, units), the start of its first bin, and the unit id of each column."""
+    if seconds.size == 0:
+        raise DataError(f"{label}: holds no spike times")
+    if ids is None:
+        ids, columns = np.unique(units, return_inverse=True)
+    else:
+        columns = _columns_of(units, ids, label)
+    if ids.shape[0] < 2:
+        raise DataError(f"{label}: has spikes of {ids.shape[0]} unit; need at least 2 units")
+    t_start = math.floor(seconds.min() / bin_width) * bin_width
+    index = np.floor((seconds - t_start) / bin_width).astype(np.int64)
+    num_bins = int(index.max()) + 1
+    if num_bins * ids.shape[0] > MAX_BINNED_ENTRIES:
+        raise ConfigError(
+            f"{label}: dataset.bin_width={bin_width:g} s over {seconds.max() - t_start:g} s "
+            f"gives {num_bins} bins x {ids.shape[0]} units, above {MAX_BINNED_ENTRIES} entries; "
+            "is the bin width in seconds and dataset.time_unit right?"
+        )
+    raster = np.zeros((num_bins, ids.shape[0]), dtype=bool)
+    raster[index, columns] = True
+    return raster, float(t_start), ids
+
+
+def _columns_of(units: np.ndarray, ids: np.ndarray, label: str) -> np.ndarray:
+    """The column of each spike's unit in `ids` (unique ids, any order)."""
+    if np.unique(ids).shape[0] != ids.shape[0]:
+        raise DataError(f"{label}: '{UNIT_IDS}' lists a unit twice; ids must be unique")
+    order = np.argsort(ids)
+    position = np.searchsorted(ids, units, sorter=order).clip(max=ids.shape[0] - 1)
+    columns = order[position]
+    unknown = ids[columns] != units
+    if unknown.any():
+        raise DataError(
+            f"{label}: '{SPIKE_UNITS}' has unit {units[np.argmax(unknown)]} that is not in "
+            f"'{UNIT_IDS}'; list every unit that fires"
+        )
+    return columns
+
+
 # --- validation ------------------------------------------------------------------------------
 
 
@@ -339,17 +556,22 @@ def _is_numeric(array: np.ndarray) -> bool:
     return array.dtype.kind in "biuf"
 
 
-def _check_pattern_array(array: np.ndarray, where: str) -> None:
-    """Numeric, 2-D and non-empty; 3-D recordings are refused with the way out."""
+def _check_pattern_array(array: np.ndarray, where: str, layout: str) -> None:
+    """Numeric, non-empty, 3-D for the recording layout and 2-D otherwise (with the way out)."""
     if not _is_numeric(array):
         raise DataError(f"{where}: holds {array.dtype} values; expected numbers (0/1 or -1/+1)")
-    if array.ndim == 3:
+    if layout == RECORDING and array.ndim != 3:
         raise DataError(
-            f"{where}: is 3-D with shape {array.shape} (e.g. repeats x units x time bins); "
-            "dataset=file needs a 2-D array of patterns x units, so reshape it to 2-D first "
-            "(3-D recordings will be read by the neural-data reader)"
+            f"{where}: has shape {array.shape}; layout '{RECORDING}' needs a 3-D array "
+            "(repeats x units x time bins)"
         )
-    if array.ndim != 2:
+    if layout != RECORDING and array.ndim == 3:
+        raise DataError(
+            f"{where}: is 3-D with shape {array.shape}; layout '{layout}' needs a 2-D array of "
+            f"patterns x units; if it is repeats x units x time bins set "
+            f"dataset.layout={RECORDING} (repeats are concatenated), otherwise reshape it to 2-D"
+        )
+    if array.ndim not in (2, 3):
         raise DataError(
             f"{where}: has shape {array.shape}; expected a 2-D array (patterns x units)"
         )
@@ -377,9 +599,14 @@ def _spin_encoding(array: np.ndarray, where: str, lines: np.ndarray | None) -> s
 
 def _first(values: np.ndarray, mask: np.ndarray, lines: np.ndarray | None) -> tuple[str, str]:
     """The first masked value and its position, counted from 1 (text files: the file's line)."""
-    row, column = np.unravel_index(int(np.argmax(mask)), mask.shape)
+    index = np.unravel_index(int(np.argmax(mask)), mask.shape)
+    value = _format_value(values[index])
+    if len(index) == 3:
+        repeat, unit, time_bin = (int(i) + 1 for i in index)
+        return value, f"repeat {repeat}, unit {unit}, bin {time_bin}"
+    row, column = index
     place = f"line {lines[row]}" if lines is not None else f"row {row + 1}"
-    return _format_value(values[row, column]), f"{place}, column {column + 1}"
+    return value, f"{place}, column {column + 1}"
 
 
 def _format_value(value: np.generic) -> str:
@@ -401,6 +628,8 @@ def _common_encoding(encodings: dict[str, str | None], label: str) -> str:
 
 def _orient(array: np.ndarray, layout: str, n: int | None) -> tuple[np.ndarray, str]:
     """Patterns as rows, by the layout rule of the module docstring."""
+    if layout == RECORDING:
+        return array.transpose(0, 2, 1).reshape(-1, array.shape[1]), RECORDING
     rows, columns = array.shape
     if layout == "auto":
         transpose = (rows == n and columns != n) if n is not None else columns > rows

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up isingaug in ./.venv: torch (the pinned CPU build unless a torch is already there or an
-# NVIDIA GPU is present), then the package in editable mode with its dev and launcher extras.
+# NVIDIA GPU is present), then the package in editable mode with its dev, launchers and nwb
+# extras.
 # The venv sees the system's site-packages, so a GPU user's existing CUDA torch is used as is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,5 +23,5 @@ else
     echo "setup: no CUDA: installing the CPU build torch==2.13.0"
     pip torch==2.13.0
 fi
-pip -e ".[dev,launchers]"
+pip -e ".[dev,launchers,nwb]"
 "$py" -c "import isingaug, torch; print(f'setup: isingaug {isingaug.__version__} ready, torch {torch.__version__}, cuda={torch.cuda.is_available()}')"

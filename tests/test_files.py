@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
@@ -336,3 +338,180 @@ def test_test_fraction_with_a_file_test_is_refused(tmp_path: Path) -> None:
     np.savez(tmp_path / "own.npz", samples=spins(), test=spins(11))
     with pytest.raises(ConfigError, match=r"own\.npz: the file has its own 'test' array"):
         load_file_dataset(tmp_path / "own.npz", test_fraction=0.2)
+
+
+# --- 3-D recordings --------------------------------------------------------------------------
+
+
+def recording(repeats: int = 3, units: int = 5, bins: int = 4, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((repeats, units, bins)) < 0.4).astype(np.uint8)
+
+
+def concatenated(rec: np.ndarray) -> np.ndarray:
+    """Repeats one after another: row r * bins + b is bin b of repeat r."""
+    rows = [rec[r, :, b] for r in range(rec.shape[0]) for b in range(rec.shape[2])]
+    return np.array(rows, dtype=np.int8) * 2 - 1
+
+
+@pytest.mark.parametrize("fmt", ["npy", "mat-v5", "mat-v7.3"])
+def test_3d_recording_concatenates_repeats(tmp_path: Path, fmt: str) -> None:
+    rec = recording()
+    path = tmp_path / ("r.npy" if fmt == "npy" else "r.mat")
+    if fmt == "npy":
+        np.save(path, rec)
+    elif fmt == "mat-v5":
+        scipy.io.savemat(path, {"bint": rec})
+    else:
+        write_mat73(path, {"bint": rec})
+    raw = read_patterns(path, layout="repeats_units_bins")
+    np.testing.assert_array_equal(raw.samples, concatenated(rec))
+    assert raw.meta["layout"] == "repeats_units_bins" and raw.meta["shape_in_file"] == [3, 5, 4]
+    data = load_file_dataset(path, layout="repeats_units_bins", M=5, split_seed=1)
+    assert data.train.shape == (5, 5) and data.meta["M_file"] == 12
+
+
+def test_3d_npz_with_a_3d_test(tmp_path: Path) -> None:
+    rec, test = recording(), recording(2, seed=1)
+    np.savez(tmp_path / "r.npz", samples=rec, test=test)
+    raw = read_patterns(tmp_path / "r.npz", layout="repeats_units_bins")
+    np.testing.assert_array_equal(raw.test, concatenated(test))
+
+
+def test_3d_errors_point_to_the_layout(tmp_path: Path) -> None:
+    np.save(tmp_path / "cube.npy", recording())
+    with pytest.raises(DataError, match=r"cube\.npy: is 3-D with shape \(3, 5, 4\).*"
+                                        r"set dataset\.layout=repeats_units_bins"):
+        read_patterns(tmp_path / "cube.npy")
+    np.save(tmp_path / "flat.npy", spins())
+    with pytest.raises(DataError, match=r"flat\.npy: has shape \(23, 7\); layout "
+                                        r"'repeats_units_bins' needs a 3-D array"):
+        read_patterns(tmp_path / "flat.npy", layout="repeats_units_bins")
+    bad = recording().astype(np.float64)
+    bad[1, 2, 3] = 0.5
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(DataError, match=r"bad\.npy: values must be in \{0,1\} or \{-1,\+1\}; "
+                                        r"found 0\.5 \(first at repeat 2, unit 3, bin 4\)"):
+        read_patterns(tmp_path / "bad.npy", layout="repeats_units_bins")
+
+
+# --- spike times -----------------------------------------------------------------------------
+
+# Unit 7 fires at 0.005 and 0.012 s, unit 3 at 0.031 s, unit 9 twice in the bin [0.02, 0.03).
+TIMES = np.array([0.005, 0.031, 0.012, 0.021, 0.029])
+UNITS = np.array([7, 3, 7, 9, 9])
+# 10 ms bins from t = 0; columns are the sorted ids 3, 7, 9.
+BINNED = np.array([[-1, 1, -1], [-1, 1, -1], [-1, -1, 1], [1, -1, -1]], dtype=np.int8)
+
+
+@pytest.mark.parametrize("suffix", ["npz", "mat"])
+def test_spike_times_are_binned(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"spikes.{suffix}"
+    arrays = {"spike_times": TIMES, "spike_units": UNITS}
+    np.savez(path, **arrays) if suffix == "npz" else scipy.io.savemat(path, arrays)
+    raw = read_patterns(path, bin_width=0.01)
+    np.testing.assert_array_equal(raw.samples, BINNED)
+    assert raw.meta["units"] == [3, 7, 9] and raw.meta["layout"] == "spike_times"
+    assert raw.meta["bin_width"] == 0.01 and raw.meta["t_start"] == 0.0
+    assert raw.meta["spikes"] == 5 and raw.meta["encoding"] == "spike_times"
+    data = load_file_dataset(path, bin_width=0.01, test_fraction=0.25)
+    assert (data.train.shape, data.test.shape) == ((3, 3), (1, 3))
+
+
+def test_spike_times_in_ms_with_silent_units(tmp_path: Path) -> None:
+    np.savez(tmp_path / "ms.npz", spike_times=TIMES * 1000 + 2000, spike_units=UNITS,
+             unit_ids=np.array([9, 3, 5, 7]))
+    raw = read_patterns(tmp_path / "ms.npz", bin_width=0.01, time_unit="ms")
+    assert raw.meta["units"] == [9, 3, 5, 7] and raw.meta["t_start"] == pytest.approx(2.0)
+    np.testing.assert_array_equal(raw.samples[:, [1, 3, 0]], BINNED)
+    assert (raw.samples[:, 2] == -1).all()
+
+
+SPIKE_ERRORS = [
+    ("len.npz", {"spike_times": TIMES, "spike_units": UNITS[:4]},
+     r"'spike_times' has 5 entries but 'spike_units' has 4"),
+    ("unknown.npz", {"spike_times": TIMES, "spike_units": UNITS, "unit_ids": np.array([3, 7])},
+     r"'spike_units' has unit 9 that is not in 'unit_ids'"),
+    ("twice.npz", {"spike_times": TIMES, "spike_units": UNITS, "unit_ids": np.array([3, 7, 3, 9])},
+     r"'unit_ids' lists a unit twice"),
+    ("frac.npz", {"spike_times": TIMES, "spike_units": UNITS + 0.5}, r"non-integer values"),
+    ("nan.npz", {"spike_times": TIMES * np.nan, "spike_units": UNITS}, r"NaN or infinite"),
+    ("matrix.npz", {"spike_times": np.ones((2, 3)), "spike_units": UNITS},
+     r"'spike_times': has shape \(2, 3\).*expected a vector"),
+    ("nounits.npz", {"spike_times": TIMES}, r"no array 'spike_units'; it has 'spike_times'"),
+    ("empty.npz", {"spike_times": np.zeros(0), "spike_units": np.zeros(0)}, r"no spike times"),
+    ("single.npz", {"spike_times": TIMES, "spike_units": np.full(5, 2)},
+     r"spikes of 1 unit; need at least 2"),
+]
+
+
+@pytest.mark.parametrize(("name", "arrays", "problem"), SPIKE_ERRORS,
+                         ids=[case[0] for case in SPIKE_ERRORS])
+def test_spike_time_errors(tmp_path: Path, name: str, arrays: dict, problem: str) -> None:
+    np.savez(tmp_path / name, **arrays)
+    with pytest.raises(DataError, match=problem) as info:
+        read_patterns(tmp_path / name, bin_width=0.01)
+    assert name in str(info.value)
+
+
+def test_spike_time_option_errors(tmp_path: Path) -> None:
+    np.savez(tmp_path / "s.npz", spike_times=TIMES, spike_units=UNITS)
+    np.save(tmp_path / "r.npy", spins())
+    cases = [
+        ({"bin_width": 0}, r"dataset\.bin_width must be a positive number of seconds"),
+        ({"bin_width": "20ms"}, r"dataset\.bin_width must be a positive number"),
+        ({"bin_width": 0.01, "time_unit": "us"}, r"dataset\.time_unit must be one of s, ms"),
+        ({"bin_width": 0.01, "key": "spike_times"}, r"dataset\.key='spike_times' does not apply"),
+        ({"bin_width": 0.01, "layout": "units_by_patterns"}, r"dataset\.layout="),
+        ({"bin_width": 1e-12}, r"s\.npz: dataset\.bin_width=1e-12 s .* bins x 3 units, above"),
+    ]
+    for options, problem in cases:
+        with pytest.raises(ConfigError, match=problem):
+            read_patterns(tmp_path / "s.npz", **options)
+    with pytest.raises(DataError, match=r"it holds spike times, so set dataset\.bin_width"):
+        read_patterns(tmp_path / "s.npz")
+    with pytest.raises(DataError, match=r"r\.npy: a \.npy file holds one raster"):
+        read_patterns(tmp_path / "r.npy", bin_width=0.01)
+
+
+# --- NWB -------------------------------------------------------------------------------------
+
+
+def write_nwb(path: Path, spike_trains: list[list[float]] | None) -> Path:
+    pynwb = pytest.importorskip("pynwb")
+    nwbfile = pynwb.NWBFile(session_description="test", identifier=path.stem,
+                            session_start_time=datetime(2020, 1, 1, tzinfo=UTC))
+    for train in spike_trains or []:
+        nwbfile.add_unit(spike_times=train)
+    with pynwb.NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    return path
+
+
+def test_nwb_units_are_binned(tmp_path: Path) -> None:
+    path = write_nwb(tmp_path / "rec.nwb", [[0.031], [0.005, 0.012], [], [0.021, 0.029]])
+    data = load_file_dataset(path, bin_width=0.01)
+    expected = np.insert(BINNED, 2, -1, axis=1)  # the silent unit keeps its column
+    np.testing.assert_array_equal(data.train.numpy(), expected)
+    assert data.meta["format"] == "nwb" and data.meta["units"] == [0, 1, 2, 3]
+
+
+def test_nwb_errors(tmp_path: Path) -> None:
+    no_units = write_nwb(tmp_path / "none.nwb", None)
+    with pytest.raises(DataError, match=r"none\.nwb: has no Units table"):
+        read_patterns(no_units, bin_width=0.01)
+    with pytest.raises(ConfigError, match=r"none\.nwb: an NWB file holds spike times; set "
+                                          r"dataset\.bin_width"):
+        read_patterns(no_units)
+    with pytest.raises(ConfigError, match=r"NWB spike times are in seconds"):
+        read_patterns(no_units, bin_width=0.01, time_unit="ms")
+    (tmp_path / "bad.nwb").write_bytes(b"not hdf5" * 8)
+    with pytest.raises(DataError, match=r"bad\.nwb: cannot read it as an NWB file"):
+        read_patterns(tmp_path / "bad.nwb", bin_width=0.01)
+
+
+def test_nwb_without_pynwb_says_how_to_install(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynwb", None)  # import pynwb now raises ImportError
+    (tmp_path / "rec.nwb").write_bytes(b"")
+    with pytest.raises(DataError, match=r"rec\.nwb: reading NWB files needs the optional package "
+                                        r"pynwb.*pip install isingaug\[nwb\]"):
+        read_patterns(tmp_path / "rec.nwb", bin_width=0.01)

@@ -39,3 +39,24 @@ def test_negative_seed_or_M_plus_is_refused_before_any_file(tmp_path):
     with pytest.raises(ConfigError, match="M_plus must be an integer >= 0"):
         run(compose_config([*SMALL, "M_plus=-5"]), tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_real_data_are_scored_by_missing_value_reconstruction(tmp_path):
+    cfg = compose_config(["dataset=neural", "dataset.n=10", "dataset.M=500", "device=cpu",
+                          "imputation.k=3", "imputation.max_patterns=300",
+                          f"paths.output_dir={tmp_path}"])
+    metrics = run(cfg, tmp_path)["metrics"]
+    assert "mse_J/obs" not in metrics
+    for key in ("impute_acc/obs", "impute_acc_spike/obs", "impute_cond_loglik/obs",
+                "impute_acc/baseline_freq", "impute_cond_loglik/baseline_indep"):
+        assert key in metrics, key
+    assert metrics["impute_cond_loglik/obs"] > metrics["impute_cond_loglik/baseline_indep"]
+
+
+def test_imputation_is_off_for_synthetic_data_unless_asked(tmp_path):
+    out = [*SMALL, f"paths.output_dir={tmp_path}"]
+    assert not any(k.startswith("impute") for k in run(compose_config(out), tmp_path)["metrics"])
+    cfg = compose_config([*out, "imputation.enabled=true", "imputation.k=2"])
+    assert "impute_acc/obs" in run(cfg, tmp_path)["metrics"]
+    with pytest.raises(ConfigError, match=r"imputation\.enabled must be auto, true or false"):
+        run(compose_config([*out, "imputation.enabled=sometimes"]), tmp_path)

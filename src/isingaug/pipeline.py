@@ -23,6 +23,11 @@ from isingaug.errors import ConfigError, IsingaugError
 from isingaug.io import save_npz_atomic, write_json_atomic
 from isingaug.loggers import close_wandb, log_run, make_loggers
 from isingaug.metrics.evaluate import evaluate
+from isingaug.metrics.imputation import (
+    ImputationSettings,
+    imputation_baselines,
+    imputation_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,21 @@ def run_conditions(dataset: Dataset, generator: Any, M_plus: int) -> dict[str, t
     return conditions
 
 
+def imputation_settings(node: DictConfig, dataset: Dataset) -> ImputationSettings | None:
+    """The reconstruction settings when the run scores missing values, else None.
+
+    `enabled: auto` scores them for data with no known truth (real recordings), where parameter
+    errors cannot be measured, as long as there are test patterns.
+    """
+    options = OmegaConf.to_container(node, resolve=True)
+    enabled = options.pop("enabled", "auto")
+    if enabled not in ("auto", True, False):
+        raise ConfigError(f"imputation.enabled must be auto, true or false; got {enabled!r}")
+    if enabled == "auto":
+        enabled = dataset.truth is None and dataset.test is not None
+    return ImputationSettings(**options) if enabled else None
+
+
 def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Execute one configured run and write params.npz, then results.json (last, atomically)."""
     started = time.perf_counter()
@@ -70,7 +90,10 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     for warning in dataset.meta.get("sampling", {}).get("warnings", []):
         log.warning("data sampling: %s", warning)
 
+    imputation = imputation_settings(cfg.imputation, dataset)
     metrics: dict[str, float] = {}
+    if imputation is not None:
+        metrics.update(imputation_baselines(dataset, imputation))
     diagnostics: dict[str, Any] = {"data": dataset.meta}
     arrays: dict[str, np.ndarray] = {}
     if dataset.truth is not None:
@@ -79,8 +102,10 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         params = solver.fit(spins)
         diagnostics[f"solver/{condition}"] = dict(solver.diagnostics)
         metrics[f"solver_seconds/{condition}"] = float(solver.diagnostics["seconds"])
-        for key, value in evaluate(params, dataset, int(cfg.metrics.exact_loglik_max_n)).items():
-            metrics[f"{key}/{condition}"] = value
+        scores = evaluate(params, dataset, int(cfg.metrics.exact_loglik_max_n))
+        if imputation is not None:
+            scores.update(imputation_metrics(params, dataset, imputation))
+        metrics.update({f"{key}/{condition}": value for key, value in scores.items()})
         arrays.update({f"{k}_{condition}": v for k, v in params.to_numpy().items()})
         log.info("%s: %s", condition, _summary(metrics, condition))
 
@@ -114,6 +139,6 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
 
 def _summary(metrics: dict[str, float], condition: str) -> str:
-    keys = ("mse_J", "mse_all", "rel_err_J", "test_pseudo_loglik", "solver_seconds")
+    keys = ("mse_J", "mse_all", "rel_err_J", "test_pseudo_loglik", "impute_acc", "solver_seconds")
     return ", ".join(f"{k}={metrics[f'{k}/{condition}']:.4g}" for k in keys
                      if f"{k}/{condition}" in metrics)

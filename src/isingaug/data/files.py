@@ -122,7 +122,7 @@ def read_patterns(path: str | PathLike[str], key: str | None = None, layout: str
     meta = {"source": str(file), "format": contents.format, "encoding": encoding,
             "key": name or None, "layout": resolved, "layout_requested": layout,
             "shape_in_file": list(raw.shape)}
-    return RawPatterns(_to_spins(samples), None if test is None else _to_spins(test), h, J, meta)
+    return RawPatterns(to_spins(samples), None if test is None else to_spins(test), h, J, meta)
 
 
 def read_recording(path: str | PathLike[str],
@@ -174,12 +174,12 @@ def load_file_dataset(path: str | PathLike[str], key: str | None = None, layout:
     if M is not None:
         samples = _first_m(samples, M, label, split)
     truth = None if raw.h is None else IsingParams.from_numpy(raw.h, raw.J, dtype=torch.float64)
-    meta = {**raw.meta, "path": raw.meta["source"], "n": int(samples.shape[1]),
+    meta = {**raw.meta, "dataset": "file", "path": raw.meta["source"], "n": int(samples.shape[1]),
             "M_file": int(raw.samples.shape[0]), "M": int(samples.shape[0]),
             "M_test": 0 if test is None else int(test.shape[0]), "split": split,
             "test_fraction": float(test_fraction), "split_seed": int(split_seed),
             "has_truth": truth is not None}
-    return Dataset(train=_to_tensor(samples), test=None if test is None else _to_tensor(test),
+    return Dataset(train=to_tensor(samples), test=None if test is None else to_tensor(test),
                    truth=truth, meta=meta)
 
 
@@ -193,7 +193,8 @@ def _check_options(key: str | None, layout: str) -> None:
         raise ConfigError(f"dataset.key must be an array/variable name or null; got {key!r}")
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An integer config value (numpy's included), not a bool."""
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
@@ -212,12 +213,12 @@ def _check_time_options(bin_width: float | None, time_unit: str) -> None:
 
 
 def _check_split_options(M: int | None, test_fraction: float, split_seed: int) -> None:
-    if M is not None and (not _is_int(M) or M < 1):
+    if M is not None and (not is_int(M) or M < 1):
         raise ConfigError(f"dataset.M must be a positive integer or null (all patterns); got {M!r}")
     if (isinstance(test_fraction, bool) or not isinstance(test_fraction, int | float)
             or not 0 <= test_fraction < 1):
         raise ConfigError(f"dataset.test_fraction must be in [0, 1); got {test_fraction!r}")
-    if not _is_int(split_seed) or split_seed < 0:
+    if not is_int(split_seed) or split_seed < 0:
         raise ConfigError(f"dataset.split_seed must be a non-negative integer; got {split_seed!r}")
 
 
@@ -429,7 +430,7 @@ def _read_spike_times(file: Path, label: str, key: str | None, layout: str,
             "shape_in_file": [int(times.shape[0])], "bin_width": float(bin_width),
             "time_unit": time_unit, "t_start": t_start, "units": ids.tolist(),
             "spikes": int(times.shape[0])}
-    return RawPatterns(_to_spins(raster), None, None, None, meta)
+    return RawPatterns(to_spins(raster), None, None, None, meta)
 
 
 def _spike_arrays(contents: _Contents,
@@ -707,10 +708,11 @@ def _check_truth(h: np.ndarray, J: np.ndarray, n: int, label: str) -> tuple[np.n
 # --- conversion ------------------------------------------------------------------------------
 
 
-def _to_spins(array: np.ndarray) -> np.ndarray:
+def to_spins(array: np.ndarray) -> np.ndarray:
     """Validated {0,1} or {-1,+1} values as contiguous int8 +-1 (0 and -1 both map to -1)."""
     return np.ascontiguousarray((array > 0).astype(np.int8) * 2 - 1)
 
 
-def _to_tensor(spins: np.ndarray) -> torch.Tensor:
+def to_tensor(spins: np.ndarray) -> torch.Tensor:
+    """The Dataset's form: float32 on the CPU."""
     return torch.from_numpy(np.ascontiguousarray(spins, dtype=np.float32))

@@ -1,6 +1,7 @@
 """Time the SK data samplers: exact enumeration (n <= 20) and batched MCMC (n = 40, 100).
 
-Run: .venv/bin/python benchmarks/sampling_speed.py [--device auto] [--out FILE.json]
+Run: .venv/bin/python benchmarks/sampling_speed.py [--device auto] \
+         | tee benchmarks/results/sampling_speed.jsonl
 Prints one JSON line per case with seconds, sweeps/s, tau_int(E) and the moment error against
 exact enumeration where n allows it.
 """
@@ -30,10 +31,8 @@ CASES = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default=None)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    rows = []
     for case in CASES:
         truth = sk_truth(case["n"], case["g"], case["g"], 0).to(device)
         gen = torch.Generator(device=device).manual_seed(0)
@@ -54,10 +53,6 @@ def main() -> None:
             row["max_err_first"] = float((first - stats.first).abs().max())
             row["max_err_second"] = float((second - stats.second).abs().max())
         print(json.dumps(row), flush=True)
-        rows.append(row)
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(rows, handle, indent=2)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ BAD = {
     "g<0": (["dataset.g=-1"], "dataset.g must be a finite number >= 0"),
     "unknown solver": (["solver=newton"], "Available options in 'solver'"),
     "missing file": (["dataset=file", "dataset.path={tmp}/nope.npz"], "nope.npz"),
+    "no path": (["dataset=file"], "dataset.path is required"),
+    "bad solver option": (["solver.l2=-1"], "solver.l2 must be a finite float >= 0"),
 }
 BAD_FILES = {
     "value 2": ("bad.csv", "1,0,1\n0,2,1\n", "found 2"),

@@ -17,6 +17,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from isingaug.data.base import Dataset
 from isingaug.errors import ConfigError, IsingaugError
@@ -39,6 +40,9 @@ def build(node: DictConfig, key: str) -> Any:
     """instantiate() a config node, surfacing our own errors instead of Hydra's wrapper."""
     try:
         return instantiate(node, _convert_="all")
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"{err.full_key} is required: set it on the command line, "
+                          f"e.g. {err.full_key}=...") from None
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, IsingaugError):

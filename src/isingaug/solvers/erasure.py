@@ -53,7 +53,8 @@ class ErasureMachine(Solver):
         self.epsilon = epsilon if epsilon == "auto" else _check_epsilon("epsilon", epsilon)
         grid = DEFAULT_EPSILON_GRID if epsilon_grid is None else tuple(epsilon_grid)
         if not grid:
-            raise ConfigError(f"{self.name}: epsilon_grid must hold at least one value in (0, 1)")
+            raise ConfigError(f"solver={self.name}: "
+                              f"solver.epsilon_grid must hold at least one value in (0, 1)")
         self.epsilon_grid = sorted({_check_epsilon("epsilon_grid", value) for value in grid},
                                    reverse=True)
 
@@ -89,6 +90,6 @@ def _check_epsilon(key: str, value: float | str) -> float:
     except (TypeError, ValueError):
         epsilon = math.nan
     if not 0.0 < epsilon < 1.0:
-        raise ConfigError(f"{ErasureMachine.name}: {key} must be a float in (0, 1)"
+        raise ConfigError(f"solver={ErasureMachine.name}: solver.{key} must be a float in (0, 1)"
                           f"{' or auto' if key == 'epsilon' else ''}; got {value!r}")
     return epsilon

@@ -33,12 +33,14 @@ class MeanField(Solver):
                  ridge: float = 1e-8, clip: float = 1e-6) -> None:
         super().__init__(device, dtype)
         if method not in METHODS:
-            raise ConfigError(f"{self.name}: method must be one of {list(METHODS)}; "
+            raise ConfigError(f"solver={self.name}: solver.method must be one of {list(METHODS)}; "
                               f"got {method!r}")
         if not (math.isfinite(float(ridge)) and float(ridge) >= 0):
-            raise ConfigError(f"{self.name}: ridge must be a finite float >= 0; got {ridge!r}")
+            raise ConfigError(f"solver={self.name}: "
+                              f"solver.ridge must be a finite float >= 0; got {ridge!r}")
         if not 0 < float(clip) < 1:
-            raise ConfigError(f"{self.name}: clip must be a float in (0, 1); got {clip!r}")
+            raise ConfigError(f"solver={self.name}: "
+                              f"solver.clip must be a float in (0, 1); got {clip!r}")
         self.method = method
         self.ridge = float(ridge)
         self.clip = float(clip)

@@ -68,13 +68,15 @@ class MaximumLikelihood(Solver):
         self.tol = float(tol)
         self.l2 = check_penalty(self.name, "l2", l2, allow_auto=True)
         if init not in INITS:
-            raise ConfigError(f"{self.name}: init must be one of {list(INITS)}; got {init!r}")
+            raise ConfigError(f"solver={self.name}: "
+                              f"solver.init must be one of {list(INITS)}; got {init!r}")
         self.init = init
         self.exact_max_n = check_count(self.name, "exact_max_n", exact_max_n, minimum=0)
         if not (math.isfinite(float(lr)) and float(lr) > 0):
-            raise ConfigError(f"{self.name}: lr must be a finite float > 0; got {lr!r}")
+            raise ConfigError(f"solver={self.name}: "
+                              f"solver.lr must be a finite float > 0; got {lr!r}")
         if not (math.isfinite(float(lr_decay)) and float(lr_decay) >= 0):
-            raise ConfigError(f"{self.name}: lr_decay must be a finite float >= 0; "
+            raise ConfigError(f"solver={self.name}: solver.lr_decay must be a finite float >= 0; "
                               f"got {lr_decay!r}")
         self.chains = check_count(self.name, "chains", chains)
         self.sweeps_per_step = check_count(self.name, "sweeps_per_step", sweeps_per_step)

@@ -118,7 +118,8 @@ def check_count(solver: str, key: str, value: int, minimum: int = 1) -> int:
     valid = (isinstance(value, numbers.Real) and not isinstance(value, bool)
              and float(value).is_integer() and value >= minimum)
     if not valid:
-        raise ConfigError(f"{solver}: {key} must be an integer >= {minimum}; got {value!r}")
+        raise ConfigError(f"solver={solver}: "
+                          f"solver.{key} must be an integer >= {minimum}; got {value!r}")
     return int(value)
 
 
@@ -132,5 +133,5 @@ def check_penalty(solver: str, key: str, value: float | str, allow_auto: bool) -
         strength = math.nan
     if not (math.isfinite(strength) and strength >= 0):
         allowed = "a finite float >= 0 or 'auto'" if allow_auto else "a finite float >= 0"
-        raise ConfigError(f"{solver}: {key} must be {allowed}; got {value!r}")
+        raise ConfigError(f"solver={solver}: solver.{key} must be {allowed}; got {value!r}")
     return strength

@@ -73,7 +73,8 @@ class PseudoLikelihood(Solver):
                                for v in grid}, reverse=True)
         self.cv_seed = int(cv_seed)
         if not self.l2_grid:
-            raise ConfigError(f"{self.name}: l2_grid must hold at least one value >= 0")
+            raise ConfigError(f"solver={self.name}: "
+                              f"solver.l2_grid must hold at least one value >= 0")
 
     def _fit(self, spins: Tensor, weights: Tensor) -> IsingParams:
         n = spins.shape[1]
@@ -99,7 +100,8 @@ class PseudoLikelihood(Solver):
         """Training and validation weights (K, M) for K folds of about equal weight mass."""
         num = weights.shape[0]
         if num < self.cv_folds:
-            raise ConfigError(f"{self.name}: cv_folds={self.cv_folds} needs at least that many "
+            raise ConfigError(f"solver={self.name}: "
+                              f"solver.cv_folds={self.cv_folds} needs at least that many "
                               f"patterns; got {num}")
         generator = torch.Generator().manual_seed(self.cv_seed)
         order = torch.randperm(num, generator=generator).to(self.device)

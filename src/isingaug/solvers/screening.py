@@ -34,7 +34,7 @@ class InteractionScreening(Solver):
                  tol: float = 1e-6, method: str = "logrise", l2: float = 0.0) -> None:
         super().__init__(device, dtype)
         if method not in METHODS:
-            raise ConfigError(f"{self.name}: method must be one of {list(METHODS)}; "
+            raise ConfigError(f"solver={self.name}: solver.method must be one of {list(METHODS)}; "
                               f"got {method!r}")
         self.method = method
         self.max_iter = check_count(self.name, "max_iter", max_iter)

@@ -51,7 +51,11 @@ def build(node: DictConfig, key: str) -> Any:
 
 
 def run_conditions(dataset: Dataset, generator: Any, M_plus: int) -> dict[str, torch.Tensor]:
-    """The sample sets the solver sees: observed only, or also generated and generated+observed."""
+    """The sample sets the solver sees, by condition name (the `/obs` of `mse_J/obs`).
+
+    Generators that produce samples (and with them the aug and aug_obs conditions) are not part
+    of this version, so a generator config that claims to produce samples is refused.
+    """
     conditions = {"obs": dataset.train}
     if generator.produces_samples:
         raise ConfigError(f"generator={generator.name} is not available in this version; "

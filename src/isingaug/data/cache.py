@@ -13,7 +13,7 @@ import numpy as np
 from isingaug.io import file_lock, save_npz_atomic
 
 #: Bump when the way cached data are generated changes, so old files are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def cache_key(spec: dict[str, Any]) -> str:

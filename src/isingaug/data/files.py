@@ -39,7 +39,7 @@ import torch
 from scipy.io.matlab import MatReadError
 
 from isingaug.data.base import Dataset
-from isingaug.errors import ConfigError, DataError
+from isingaug.errors import ConfigError, DataError, is_int
 from isingaug.ising import IsingParams
 
 #: File suffixes read, and the format each one is read as.
@@ -191,11 +191,6 @@ def _check_options(key: str | None, layout: str) -> None:
         raise ConfigError(f"dataset.layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
     if key is not None and (not isinstance(key, str) or not key):
         raise ConfigError(f"dataset.key must be an array/variable name or null; got {key!r}")
-
-
-def is_int(value: Any) -> bool:
-    """An integer config value (numpy's included), not a bool."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _check_time_options(bin_width: float | None, time_unit: str) -> None:

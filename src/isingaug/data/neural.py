@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from isingaug.data.base import Dataset
-from isingaug.data.files import is_int, read_recording, to_spins, to_tensor
-from isingaug.errors import ConfigError, DataError
+from isingaug.data.files import read_recording, to_spins, to_tensor
+from isingaug.errors import ConfigError, DataError, check_options, is_int, is_number
 
 #: The bundled recording, found from the repository root (src/isingaug/data/neural.py).
 BUNDLED_PATH = (Path(__file__).resolve().parents[3] / "data" / "neural"
@@ -213,17 +213,17 @@ def _check_options(n: Any, selection: Any, neurons: Any, M: Any, M_test: Any, me
     if neurons is not None and selection != "list":
         raise ConfigError(f"dataset.neurons is used only with dataset.selection=list (got "
                           f"selection={selection}); set dataset.neurons=null")
-    checks = [
-        ("n", n, n is None or (is_int(n) and n >= 2), "an integer >= 2, or null for all"),
-        ("M", M, M is None or (is_int(M) and M >= 1), "a positive integer, or null for all"),
-        ("M_test", M_test, M_test is None or (is_int(M_test) and M_test >= 1),
+    check_options([
+        ("dataset.n", n, n is None or (is_int(n) and n >= 2), "an integer >= 2, or null for all"),
+        ("dataset.M", M, M is None or (is_int(M) and M >= 1),
          "a positive integer, or null for all"),
-        ("merge_bins", merge_bins, is_int(merge_bins) and merge_bins >= 1, "an integer >= 1"),
-        ("guard_bins", guard_bins, is_int(guard_bins) and guard_bins >= 0, "an integer >= 0"),
-        ("bin_ms", bin_ms, isinstance(bin_ms, int | float) and not isinstance(bin_ms, bool)
-         and bin_ms > 0, "a positive number of milliseconds"),
-        ("seed", seed, is_int(seed) and seed >= 0, "a non-negative integer"),
-    ]
-    for key, value, ok, allowed in checks:
-        if not ok:
-            raise ConfigError(f"dataset.{key} must be {allowed}; got {value!r}")
+        ("dataset.M_test", M_test, M_test is None or (is_int(M_test) and M_test >= 1),
+         "a positive integer, or null for all"),
+        ("dataset.merge_bins", merge_bins, is_int(merge_bins) and merge_bins >= 1,
+         "an integer >= 1"),
+        ("dataset.guard_bins", guard_bins, is_int(guard_bins) and guard_bins >= 0,
+         "an integer >= 0"),
+        ("dataset.bin_ms", bin_ms, is_number(bin_ms) and bin_ms > 0,
+         "a positive number of milliseconds"),
+        ("dataset.seed", seed, is_int(seed) and seed >= 0, "a non-negative integer"),
+    ])

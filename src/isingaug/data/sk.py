@@ -17,7 +17,7 @@ import torch
 from isingaug.data.base import Dataset
 from isingaug.data.cache import cache_key, cached_arrays
 from isingaug.device import resolve_device
-from isingaug.errors import ConfigError
+from isingaug.errors import ConfigError, check_options, is_int, is_number
 from isingaug.ising import IsingParams
 from isingaug.sampling import McmcSettings, exact_sample, mcmc_sample
 
@@ -35,18 +35,14 @@ def sk_truth(n: int, g: float, g_h: float, data_seed: int) -> IsingParams:
 
 
 def _check_sizes(n: Any, g: Any, g_h: Any, M: Any, M_test: Any) -> None:
-    checks = [
-        ("dataset.n", n, isinstance(n, int) and n >= 2, "an integer >= 2"),
-        ("dataset.M", M, isinstance(M, int) and M >= 1, "an integer >= 1"),
-        ("dataset.M_test", M_test, isinstance(M_test, int) and M_test >= 0, "an integer >= 0"),
-        ("dataset.g", g, isinstance(g, int | float) and math.isfinite(g) and g >= 0,
-         "a finite number >= 0"),
-        ("dataset.g_h", g_h, isinstance(g_h, int | float) and math.isfinite(g_h) and g_h >= 0,
+    check_options([
+        ("dataset.n", n, is_int(n) and n >= 2, "an integer >= 2"),
+        ("dataset.M", M, is_int(M) and M >= 1, "an integer >= 1"),
+        ("dataset.M_test", M_test, is_int(M_test) and M_test >= 0, "an integer >= 0"),
+        ("dataset.g", g, is_number(g) and math.isfinite(g) and g >= 0, "a finite number >= 0"),
+        ("dataset.g_h", g_h, is_number(g_h) and math.isfinite(g_h) and g_h >= 0,
          "a finite number >= 0 (or null for g_h = g)"),
-    ]
-    for key, value, ok, allowed in checks:
-        if not ok or isinstance(value, bool):
-            raise ConfigError(f"{key} must be {allowed}; got {value!r}")
+    ])
 
 
 def _resolve_sampler(sampler: dict[str, Any], n: int, g: float) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from isingaug.data.base import Dataset
-from isingaug.errors import ConfigError
+from isingaug.errors import ConfigError, is_int, is_number, option_error
 from isingaug.ising import IsingParams, conditional_log_prob, enumerate_states, local_fields
 from isingaug.sampling import random_spins
 
@@ -71,16 +71,17 @@ class ImputationSettings:
             _fail("rule", self.rule, f"one of {', '.join(RULES)}")
         if self.predict not in PREDICTIONS:
             _fail("predict", self.predict, f"one of {', '.join(PREDICTIONS)}")
-        if isinstance(self.min_rate, bool) or not (isinstance(self.min_rate, int | float)
-                                                   and 0 <= self.min_rate <= 1):
+        if not (is_number(self.min_rate) and 0 <= self.min_rate <= 1):
             _fail("min_rate", self.min_rate, "a spike probability per bin in [0, 1]")
-        if not _is_count(self.exact_max_k, 0) or self.exact_max_k > MAX_EXACT_K:
+        if not (is_int(self.exact_max_k) and 0 <= self.exact_max_k <= MAX_EXACT_K):
             _fail("exact_max_k", self.exact_max_k, f"an integer in 0..{MAX_EXACT_K}")
         for key, low in (("k", 1), ("gibbs_sweeps", 1), ("gibbs_burn_in", 0),
                          ("gibbs_chains", 1), ("seed", 0), ("max_elements", 1)):
-            if not _is_count(getattr(self, key), low):
-                _fail(key, getattr(self, key), f"an integer >= {low}")
-        if self.max_patterns is not None and not _is_count(self.max_patterns, 1):
+            value = getattr(self, key)
+            if not (is_int(value) and value >= low):
+                _fail(key, value, f"an integer >= {low}")
+        if self.max_patterns is not None and not (is_int(self.max_patterns)
+                                                  and self.max_patterns >= 1):
             _fail("max_patterns", self.max_patterns, "a positive integer, or null for all")
 
 
@@ -311,9 +312,5 @@ def _hidden_truth(test: Tensor, hidden: Tensor) -> Tensor:
     return test.to(torch.float64).gather(1, hidden)
 
 
-def _is_count(value: object, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
 def _fail(key: str, value: object, allowed: str) -> None:
-    raise ConfigError(f"{CONFIG_PREFIX}.{key} must be {allowed}; got {value!r}")
+    raise option_error(f"{CONFIG_PREFIX}.{key}", allowed, value)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from isingaug.errors import ConfigError
+from isingaug.errors import ConfigError, option_error
 from isingaug.ising import IsingParams, energy
 from isingaug.solvers.base import Solver
 from isingaug.solvers.optim import check_count, fields_and_couplings, minimize
@@ -90,6 +90,6 @@ def _check_epsilon(key: str, value: float | str) -> float:
     except (TypeError, ValueError):
         epsilon = math.nan
     if not 0.0 < epsilon < 1.0:
-        raise ConfigError(f"solver={ErasureMachine.name}: solver.{key} must be a float in (0, 1)"
-                          f"{' or auto' if key == 'epsilon' else ''}; got {value!r}")
+        allowed = "a float in (0, 1)" + (" or auto" if key == "epsilon" else "")
+        raise option_error(f"solver.{key}", allowed, value, f"solver={ErasureMachine.name}")
     return epsilon

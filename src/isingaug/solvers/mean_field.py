@@ -8,7 +8,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from isingaug.errors import ConfigError
+from isingaug.errors import option_error
 from isingaug.ising import IsingParams, connected_correlations, moments
 from isingaug.solvers.base import Solver
 
@@ -33,14 +33,12 @@ class MeanField(Solver):
                  ridge: float = 1e-8, clip: float = 1e-6) -> None:
         super().__init__(device, dtype)
         if method not in METHODS:
-            raise ConfigError(f"solver={self.name}: solver.method must be one of {list(METHODS)}; "
-                              f"got {method!r}")
+            raise option_error("solver.method", f"one of {list(METHODS)}", method,
+                               f"solver={self.name}")
         if not (math.isfinite(float(ridge)) and float(ridge) >= 0):
-            raise ConfigError(f"solver={self.name}: "
-                              f"solver.ridge must be a finite float >= 0; got {ridge!r}")
+            raise option_error("solver.ridge", "a finite float >= 0", ridge, f"solver={self.name}")
         if not 0 < float(clip) < 1:
-            raise ConfigError(f"solver={self.name}: "
-                              f"solver.clip must be a float in (0, 1); got {clip!r}")
+            raise option_error("solver.clip", "a float in (0, 1)", clip, f"solver={self.name}")
         self.method = method
         self.ridge = float(ridge)
         self.clip = float(clip)

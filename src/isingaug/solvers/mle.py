@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from isingaug.errors import ConfigError
+from isingaug.errors import option_error
 from isingaug.ising import IsingParams, exact_statistics, moments
 from isingaug.sampling import run_sweeps
 from isingaug.solvers.base import Solver
@@ -68,16 +68,14 @@ class MaximumLikelihood(Solver):
         self.tol = float(tol)
         self.l2 = check_penalty(self.name, "l2", l2, allow_auto=True)
         if init not in INITS:
-            raise ConfigError(f"solver={self.name}: "
-                              f"solver.init must be one of {list(INITS)}; got {init!r}")
+            raise option_error("solver.init", f"one of {list(INITS)}", init, f"solver={self.name}")
         self.init = init
         self.exact_max_n = check_count(self.name, "exact_max_n", exact_max_n, minimum=0)
         if not (math.isfinite(float(lr)) and float(lr) > 0):
-            raise ConfigError(f"solver={self.name}: "
-                              f"solver.lr must be a finite float > 0; got {lr!r}")
+            raise option_error("solver.lr", "a finite float > 0", lr, f"solver={self.name}")
         if not (math.isfinite(float(lr_decay)) and float(lr_decay) >= 0):
-            raise ConfigError(f"solver={self.name}: solver.lr_decay must be a finite float >= 0; "
-                              f"got {lr_decay!r}")
+            raise option_error("solver.lr_decay", "a finite float >= 0", lr_decay,
+                               f"solver={self.name}")
         self.chains = check_count(self.name, "chains", chains)
         self.sweeps_per_step = check_count(self.name, "sweeps_per_step", sweeps_per_step)
         self.check_every = check_count(self.name, "check_every", check_every)

@@ -7,7 +7,6 @@ Every convex solver (PLM, exact MLE, interaction screening, erasure machine) goe
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ import torch
 import torch._dynamo
 from torch import Tensor
 
-from isingaug.errors import ConfigError
+from isingaug.errors import is_number, option_error
 
 #: An objective returns the scalar value (gradient by autograd) or, with `value_and_grad=True`,
 #: the pair (value, gradient) when the gradient is known in closed form.
@@ -115,11 +114,8 @@ def local_field_gradient(dfields: Tensor, spins: Tensor, symmetric: bool) -> Ten
 
 def check_count(solver: str, key: str, value: int, minimum: int = 1) -> int:
     """Validate an integer option from a config (iterations, chains, folds...)."""
-    valid = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-             and float(value).is_integer() and value >= minimum)
-    if not valid:
-        raise ConfigError(f"solver={solver}: "
-                          f"solver.{key} must be an integer >= {minimum}; got {value!r}")
+    if not (is_number(value) and float(value).is_integer() and value >= minimum):
+        raise option_error(f"solver.{key}", f"an integer >= {minimum}", value, f"solver={solver}")
     return int(value)
 
 
@@ -133,5 +129,5 @@ def check_penalty(solver: str, key: str, value: float | str, allow_auto: bool) -
         strength = math.nan
     if not (math.isfinite(strength) and strength >= 0):
         allowed = "a finite float >= 0 or 'auto'" if allow_auto else "a finite float >= 0"
-        raise ConfigError(f"solver={solver}: solver.{key} must be {allowed}; got {value!r}")
+        raise option_error(f"solver.{key}", allowed, value, f"solver={solver}")
     return strength

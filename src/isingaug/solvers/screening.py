@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from isingaug.errors import ConfigError
+from isingaug.errors import option_error
 from isingaug.ising import IsingParams
 from isingaug.solvers.base import Solver
 from isingaug.solvers.optim import (
@@ -34,8 +34,8 @@ class InteractionScreening(Solver):
                  tol: float = 1e-6, method: str = "logrise", l2: float = 0.0) -> None:
         super().__init__(device, dtype)
         if method not in METHODS:
-            raise ConfigError(f"solver={self.name}: solver.method must be one of {list(METHODS)}; "
-                              f"got {method!r}")
+            raise option_error("solver.method", f"one of {list(METHODS)}", method,
+                               f"solver={self.name}")
         self.method = method
         self.max_iter = check_count(self.name, "max_iter", max_iter)
         self.tol = float(tol)

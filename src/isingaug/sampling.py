@@ -112,15 +112,16 @@ def tempering_betas(replicas: int, beta_min: float) -> Tensor:
 
 
 def swap_replicas(params: IsingParams, chains: Tensor, betas: Tensor, parity: int,
-                  generator: torch.Generator | None = None) -> Tensor:
+                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Replica-exchange moves between neighbours (r, r+1) with r of the given parity, in place.
 
-    chains are site-major, (R, n, C); returns the acceptance indicator per attempted pair (P, C).
+    chains are site-major, (R, n, C). Returns the lower replica r of each attempted pair (P,)
+    and the acceptance indicator per pair and chain (P, C).
     Acceptance is min(1, exp((beta_r - beta_{r+1}) (E_r - E_{r+1}))).
     """
     lower = torch.arange(parity, betas.shape[0] - 1, 2, device=chains.device)
     if lower.numel() == 0:
-        return torch.zeros(0, chains.shape[-1], device=chains.device)
+        return lower, torch.zeros(0, chains.shape[-1], device=chains.device)
     e = energy(params, chains.transpose(-1, -2)).to(betas.dtype)
     log_ratio = (betas[lower] - betas[lower + 1])[:, None] * (e[lower] - e[lower + 1])
     uniform = torch.rand(log_ratio.shape, generator=generator, device=chains.device,
@@ -130,7 +131,7 @@ def swap_replicas(params: IsingParams, chains: Tensor, betas: Tensor, parity: in
     mask = accept[:, None, :]
     chains[lower] = torch.where(mask, second, first)
     chains[lower + 1] = torch.where(mask, first, second)
-    return accept.to(chains.dtype)
+    return lower, accept.to(chains.dtype)
 
 
 def integrated_autocorrelation_time(trace: Tensor, window_factor: float = 5.0) -> float:
@@ -220,9 +221,7 @@ def mcmc_sample(params: IsingParams, num_samples: int, settings: McmcSettings,
         accepted = sweep(model, chains, settings.rule, generator, beta)
         flips += accepted[0].sum()
         if replicas > 1:
-            parity = step % 2
-            accept = swap_replicas(model, chains, betas, parity, generator)
-            pairs = torch.arange(parity, replicas - 1, 2, device=device)
+            pairs, accept = swap_replicas(model, chains, betas, step % 2, generator)
             swaps[pairs] += accept.mean(1)
             swap_tries[pairs] += 1
         if step >= trace_from:

@@ -26,6 +26,9 @@ from isingaug.ising import (
 )
 
 RULES = ("heat_bath", "metropolis")
+SAMPLER_KINDS = ("auto", "exact", "mcmc")
+#: Couplings at which parallel tempering switches on when sampler.parallel_tempering is auto.
+PT_AUTO_G = 1.5
 
 
 def random_spins(shape: tuple[int, ...], generator: torch.Generator | None = None,
@@ -266,3 +269,49 @@ def mixing_warnings(tau: float, burn_in: int, thin: int, per_chain: int) -> list
         warnings.append(f"sampler.thin={thin} sweeps is under 2 tau_int(E) = {2 * tau:.1f};"
                         " successive samples of a chain are correlated")
     return warnings
+
+
+def resolve_sampler(sampler: dict[str, Any], n: int, g: float, owner: str) -> dict[str, Any]:
+    """Settle a sampler config's 'auto' choices, so cache keys and metadata record what was done.
+
+    `owner` is the config group holding the `sampler` node (for error messages).
+    """
+    spec = dict(sampler)
+    kind = spec.pop("kind", "auto")
+    if kind not in SAMPLER_KINDS:
+        raise ConfigError(f"{owner}.sampler.kind must be one of {list(SAMPLER_KINDS)}; "
+                          f"got {kind!r}")
+    exact_max_n = int(spec.pop("exact_max_n", 20))
+    if kind == "auto":
+        kind = "exact" if n <= exact_max_n else "mcmc"
+    if kind == "exact":
+        return {"kind": "exact",
+                "max_enumeration_n": int(spec.get("max_enumeration_n", DEFAULT_MAX_ENUMERATION_N))}
+    spec.pop("max_enumeration_n", None)
+    pt = spec.get("parallel_tempering", "auto")
+    if pt == "auto":
+        pt = g >= PT_AUTO_G
+    if not isinstance(pt, bool):
+        raise ConfigError(f"{owner}.sampler.parallel_tempering must be auto, true or false; "
+                          f"got {pt!r}")
+    spec["parallel_tempering"] = pt
+    try:
+        settings = McmcSettings(**spec)
+    except TypeError as err:
+        raise ConfigError(f"{owner}.sampler has an unknown key: {err}") from err
+    return {"kind": "mcmc", **settings.__dict__}
+
+
+def draw_samples(params: IsingParams, num: int, spec: dict[str, Any],
+                 generator: torch.Generator) -> tuple[Tensor, dict[str, Any]]:
+    """`num` patterns from P = exp(-E)/Z as a resolved spec says, with the sampler's diagnostics.
+
+    MCMC samples are shuffled, so consecutive patterns do not come from one chain.
+    """
+    if spec["kind"] == "exact":
+        samples = exact_sample(params, num, generator, max_n=spec["max_enumeration_n"])
+        return samples, {"sampler": "exact"}
+    settings = McmcSettings(**{k: v for k, v in spec.items() if k != "kind"})
+    result = mcmc_sample(params, num, settings, generator)
+    order = torch.randperm(num, generator=generator, device=params.device)
+    return result.samples[order], result.diagnostics

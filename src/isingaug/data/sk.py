@@ -17,13 +17,9 @@ import torch
 from isingaug.data.base import Dataset
 from isingaug.data.cache import cache_key, cached_arrays
 from isingaug.device import resolve_device
-from isingaug.errors import ConfigError, check_options, is_int, is_number
+from isingaug.errors import check_options, is_int, is_number
 from isingaug.ising import IsingParams
-from isingaug.sampling import McmcSettings, exact_sample, mcmc_sample
-
-SAMPLER_KINDS = ("auto", "exact", "mcmc")
-#: Couplings at which parallel tempering switches on when sampler.parallel_tempering is auto.
-PT_AUTO_G = 1.5
+from isingaug.sampling import draw_samples, resolve_sampler
 
 
 def sk_truth(n: int, g: float, g_h: float, data_seed: int) -> IsingParams:
@@ -45,40 +41,13 @@ def _check_sizes(n: Any, g: Any, g_h: Any, M: Any, M_test: Any) -> None:
     ])
 
 
-def _resolve_sampler(sampler: dict[str, Any], n: int, g: float) -> dict[str, Any]:
-    """Settle 'auto' choices so the cache key and the meta record what was actually done."""
-    spec = dict(sampler)
-    kind = spec.pop("kind", "auto")
-    if kind not in SAMPLER_KINDS:
-        raise ConfigError(f"dataset.sampler.kind must be one of {list(SAMPLER_KINDS)}; "
-                          f"got {kind!r}")
-    exact_max_n = int(spec.pop("exact_max_n", 20))
-    if kind == "auto":
-        kind = "exact" if n <= exact_max_n else "mcmc"
-    if kind == "exact":
-        return {"kind": "exact", "max_enumeration_n": int(spec.get("max_enumeration_n", 24))}
-    spec.pop("max_enumeration_n", None)
-    pt = spec.get("parallel_tempering", "auto")
-    if pt == "auto":
-        pt = g >= PT_AUTO_G
-    if not isinstance(pt, bool):
-        raise ConfigError("dataset.sampler.parallel_tempering must be auto, true or false; "
-                          f"got {pt!r}")
-    spec["parallel_tempering"] = pt
-    try:
-        settings = McmcSettings(**spec)
-    except TypeError as err:
-        raise ConfigError(f"dataset.sampler has an unknown key: {err}") from err
-    return {"kind": "mcmc", **settings.__dict__}
-
-
 def make_sk_dataset(n: int, g: float, M: int, M_test: int, data_seed: int,
                     sampler: dict[str, Any], g_h: float | None = None,
                     cache_dir: str | None = None, device: str = "auto") -> Dataset:
     """Build (or load from the cache) an SK instance and its training and test patterns."""
     g_h = g if g_h is None else g_h
     _check_sizes(n, g, g_h, M, M_test)
-    spec = _resolve_sampler(dict(sampler), n, g)
+    spec = resolve_sampler(dict(sampler), n, float(g), "dataset")
     torch_device = resolve_device(device)
     truth = sk_truth(n, float(g), float(g_h), int(data_seed))
     key_spec = {"model": "sk", "n": n, "g": float(g), "g_h": float(g_h), "M": M,
@@ -86,7 +55,8 @@ def make_sk_dataset(n: int, g: float, M: int, M_test: int, data_seed: int,
                 "rng_device": torch_device.type}
 
     def build() -> dict[str, np.ndarray]:
-        samples, diagnostics = _draw(truth.to(torch_device), M + M_test, spec, int(data_seed))
+        generator = torch.Generator(device=torch_device).manual_seed(int(data_seed))
+        samples, diagnostics = draw_samples(truth.to(torch_device), M + M_test, spec, generator)
         spins = samples.to(torch.int8).cpu().numpy()
         return {"train": spins[:M], "test": spins[M:], "h": truth.h.numpy(),
                 "J": truth.J.numpy(), "diagnostics": np.array(json.dumps(diagnostics))}
@@ -103,14 +73,3 @@ def make_sk_dataset(n: int, g: float, M: int, M_test: int, data_seed: int,
     return Dataset(train=torch.from_numpy(arrays["train"]).float(), test=test, truth=truth,
                    meta=meta)
 
-
-def _draw(truth: IsingParams, num: int, spec: dict[str, Any], seed: int):
-    generator = torch.Generator(device=truth.device).manual_seed(seed)
-    if spec["kind"] == "exact":
-        samples = exact_sample(truth, num, generator, max_n=spec["max_enumeration_n"])
-        return samples, {"sampler": "exact"}
-    settings = McmcSettings(**{k: v for k, v in spec.items() if k != "kind"})
-    result = mcmc_sample(truth, num, settings, generator)
-    samples = result.samples
-    order = torch.randperm(num, generator=generator, device=truth.device)
-    return samples[order], result.diagnostics

@@ -7,19 +7,28 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from isingaug.ising import IsingParams
+
 
 @runtime_checkable
 class Generator(Protocol):
     """A source of extra +-1 patterns (a LightningModule, or a plain object for the baselines).
 
     `produces_samples` is False only for `none`, whose run has just the observed condition.
+    `trainable` says whether fit() needs a Lightning Trainer.
     """
 
     name: str
     produces_samples: bool
+    trainable: bool
 
-    def fit(self, train: Tensor, trainer: object | None = None) -> None:
-        """Learn from the observed training patterns (M, n)."""
+    def fit(self, train: Tensor, trainer: object | None = None, *,
+            truth: IsingParams | None = None, ckpt_path: str | None = None) -> None:
+        """Learn from the observed training patterns (M, n).
+
+        `truth` is given only so the oracle can exist; every other generator must ignore it.
+        `ckpt_path` continues an interrupted training run exactly (learned generators only).
+        """
 
     def sample(self, num: int, generator: torch.Generator | None = None) -> Tensor:
-        """Return `num` patterns (num, n) of +-1, generated in memory-bounded batches."""
+        """Return `num` patterns (num, n) of +-1 on the CPU, generated in memory-bounded batches."""

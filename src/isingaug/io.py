@@ -33,11 +33,15 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         raise
 
 
-def write_json_atomic(path: str | Path, payload: Any) -> None:
-    """Strict JSON (NaN and infinities written as null), atomically."""
-    text = json.dumps(_finite(payload), indent=2, sort_keys=True, allow_nan=False,
+def json_text(payload: Any) -> str:
+    """Strict JSON (NaN and infinities written as null), keys sorted, as written to disk."""
+    return json.dumps(_finite(payload), indent=2, sort_keys=True, allow_nan=False,
                       default=_jsonable)
-    write_bytes_atomic(path, (text + "\n").encode())
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    """json_text(payload), atomically."""
+    write_bytes_atomic(path, (json_text(payload) + "\n").encode())
 
 
 def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:

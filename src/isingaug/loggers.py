@@ -27,12 +27,14 @@ def make_loggers(logger_cfg: DictConfig | None, run_name: str, group: str,
     return loggers
 
 
-def log_run(loggers: list[Logger], config: DictConfig, metrics: dict[str, float]) -> None:
-    """Log the full resolved config and the final metrics, then close every logger."""
+def log_run(loggers: list[Logger], config: DictConfig, metrics: dict[str, float],
+            step: int = 0) -> None:
+    """Log the full resolved config and the final metrics (at `step`, the generator's last
+    training step, so wandb's monotonic step is kept), then close every logger."""
     flat_config = OmegaConf.to_container(config, resolve=True)
     for logger in loggers:
         logger.log_hyperparams(flat_config)
-        logger.log_metrics(metrics, step=0)
+        logger.log_metrics(metrics, step=step)
         logger.finalize("success")
 
 

@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 
+from isingaug.augment import augmented_conditions, check_augmentation, run_generator
+from isingaug.config import build
 from isingaug.data.base import Dataset
-from isingaug.errors import ConfigError, IsingaugError
+from isingaug.errors import ConfigError
 from isingaug.io import save_npz_atomic, write_json_atomic
 from isingaug.loggers import close_wandb, log_run, make_loggers
 from isingaug.metrics.evaluate import evaluate
@@ -34,35 +33,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.json"
 PARAMS_FILE = "params.npz"
-
-
-def build(node: DictConfig, key: str) -> Any:
-    """instantiate() a config node, surfacing our own errors instead of Hydra's wrapper."""
-    try:
-        return instantiate(node, _convert_="all")
-    except MissingMandatoryValue as err:
-        raise ConfigError(f"{err.full_key} is required: set it on the command line, "
-                          f"e.g. {err.full_key}=...") from None
-    except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, IsingaugError):
-            raise cause from None
-        raise ConfigError(f"{key}: {err}") from err
-
-
-def run_conditions(dataset: Dataset, generator: Any, M_plus: int) -> dict[str, torch.Tensor]:
-    """The sample sets the solver sees, by condition name (the `/obs` of `mse_J/obs`).
-
-    Generators that produce samples (and with them the aug and aug_obs conditions) are not part
-    of this version, so a generator config that claims to produce samples is refused.
-    """
-    conditions = {"obs": dataset.train}
-    if generator.produces_samples:
-        raise ConfigError(f"generator={generator.name} is not available in this version; "
-                          "allowed: none")
-    if M_plus:
-        log.info("M_plus=%d ignored: generator=none produces no samples", M_plus)
-    return conditions
+SAMPLES_FILE = "samples/generated.npz"
 
 
 def imputation_settings(node: DictConfig, dataset: Dataset) -> ImputationSettings | None:
@@ -80,8 +51,11 @@ def imputation_settings(node: DictConfig, dataset: Dataset) -> ImputationSetting
     return ImputationSettings(**options) if enabled else None
 
 
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """Execute one configured run and write params.npz, then results.json (last, atomically)."""
+def run(cfg: DictConfig, output_dir: Path, wandb_group: str | None = None) -> dict[str, Any]:
+    """Execute one configured run and write params.npz, then results.json (last, atomically).
+
+    `wandb_group` groups the runs of one sweep (default: task_name).
+    """
     started = time.perf_counter()
     if cfg.seed is None or int(cfg.seed) < 0:
         raise ConfigError(f"seed must be an integer >= 0; got {cfg.seed!r}")
@@ -89,25 +63,30 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     solver = build(cfg.solver, "solver")
     generator = build(cfg.generator, "generator")
     M_plus = int(cfg.M_plus)
-    if M_plus < 0:
-        raise ConfigError(f"M_plus must be an integer >= 0; got {M_plus}")
+    augmented = check_augmentation(cfg.augment, generator, M_plus)
 
     data_start = time.perf_counter()
     dataset: Dataset = build(cfg.dataset, "dataset")
-    data_seconds = time.perf_counter() - data_start
+    seconds = {"data": time.perf_counter() - data_start}
     for warning in dataset.meta.get("sampling", {}).get("warnings", []):
         log.warning("data sampling: %s", warning)
-
     imputation = imputation_settings(cfg.imputation, dataset)
+    summary = _run_summary(cfg, dataset, generator, solver, M_plus)
+    loggers = make_loggers(cfg.get("logger"), f"{summary['generator']}-{summary['solver']}-"
+                           + "-".join(f"{k}{summary[k]}" for k in ("n", "M", "M_plus", "seed")),
+                           group=wandb_group or str(cfg.get("task_name", "isingaug")),
+                           job_type=summary["generator"])
+
     metrics: dict[str, float] = {}
-    if imputation is not None:
-        metrics.update(imputation_baselines(dataset, imputation))
     diagnostics: dict[str, Any] = {"data": dataset.meta}
     arrays: dict[str, np.ndarray] = {}
+    if imputation is not None:
+        metrics.update(imputation_baselines(dataset, imputation))
     if dataset.truth is not None:
         arrays.update({f"{k}_true": v for k, v in dataset.truth.to_numpy().items()})
-    for condition, spins in run_conditions(dataset, generator, M_plus).items():
-        params = solver.fit(spins)
+
+    def solve(condition: str, spins: torch.Tensor, weights: torch.Tensor | None = None):
+        params = solver.fit(spins, weights)
         diagnostics[f"solver/{condition}"] = dict(solver.diagnostics)
         metrics[f"solver_seconds/{condition}"] = float(solver.diagnostics["seconds"])
         scores = evaluate(params, dataset, int(cfg.metrics.exact_loglik_max_n))
@@ -116,27 +95,26 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         metrics.update({f"{key}/{condition}": value for key, value in scores.items()})
         arrays.update({f"{k}_{condition}": v for k, v in params.to_numpy().items()})
         log.info("%s: %s", condition, _summary(metrics, condition))
+        return params
 
-    summary = {
-        "dataset": dataset.meta.get("dataset", "file"),
-        "generator": generator.name,
-        "solver": solver.name,
-        "n": dataset.n,
-        "M": int(dataset.train.shape[0]),
-        "M_test": int(dataset.test.shape[0]) if dataset.test is not None else 0,
-        "M_plus": M_plus,
-        "seed": int(cfg.seed),
-    }
-    for key in ("g", "g_h", "data_seed"):
-        if key in dataset.meta:
-            summary[key] = dataset.meta[key]
-    seconds = {"data": data_seconds, "total": time.perf_counter() - started}
-    run_name = "-".join(f"{k}{summary[k]}" for k in ("n", "M", "M_plus", "seed"))
-    loggers = make_loggers(cfg.get("logger"), f"{summary['generator']}-{summary['solver']}-"
-                           f"{run_name}", group=str(cfg.get("task_name", "isingaug")),
-                           job_type=summary["generator"])
+    params_obs = solve("obs", dataset.train)
+    step = 0
     try:
-        log_run(loggers, cfg, metrics)
+        if augmented:
+            augmentation = run_generator(cfg, generator, dataset, params_obs, M_plus, loggers)
+            metrics.update(augmentation.metrics)
+            diagnostics.update(augmentation.diagnostics)
+            seconds.update(augmentation.seconds)
+            step = int(augmentation.metrics.get("gen/steps", 0))
+            if cfg.save_samples:
+                save_npz_atomic(output_dir / SAMPLES_FILE,
+                                generated=augmentation.samples.to(torch.int8).numpy())
+            for condition, data in augmented_conditions(dataset.train, augmentation.samples,
+                                                        augmented,
+                                                        float(cfg.augment.obs_weight)).items():
+                solve(condition, data.spins, data.weights)
+        seconds["total"] = time.perf_counter() - started
+        log_run(loggers, cfg, metrics, step)
     finally:
         close_wandb()
     save_npz_atomic(output_dir / PARAMS_FILE, **arrays)
@@ -144,6 +122,28 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                "config": OmegaConf.to_container(cfg, resolve=True)}
     write_json_atomic(output_dir / RESULTS_FILE, results)
     return results
+
+
+def _run_summary(cfg: DictConfig, dataset: Dataset, generator: Any, solver: Any,
+                 M_plus: int) -> dict[str, Any]:
+    """The few facts that identify a run in tables (results.json's `run`)."""
+    summary: dict[str, Any] = {
+        "dataset": dataset.meta.get("dataset", "file"),
+        "generator": generator.name,
+        "solver": solver.name,
+        "study": cfg.get("study"),
+        "n": dataset.n,
+        "M": int(dataset.train.shape[0]),
+        "M_test": int(dataset.test.shape[0]) if dataset.test is not None else 0,
+        "M_plus": M_plus if generator.produces_samples else 0,
+        "seed": int(cfg.seed),
+    }
+    if getattr(generator, "trainable", False):
+        summary["max_steps"] = int(cfg.trainer.max_steps)
+    for key in ("g", "g_h", "data_seed"):
+        if key in dataset.meta:
+            summary[key] = dataset.meta[key]
+    return summary
 
 
 def _summary(metrics: dict[str, float], condition: str) -> str:

@@ -1,0 +1,352 @@
+"""Bernoulli-Bernoulli RBMs: `rbm` (PCD-k / CD-k, long Gibbs chains) and `ff_rbm` (F&F).
+
+Both share the energy and the Gibbs kernels below, written as plain functions on tensors apart from
+the classes. Units are {0,1} internally: a +-1 training pattern s enters as v = (s + 1)/2 and a
+generated v leaves as s = 2v - 1. With W (n, H), visible bias b (n) and hidden bias c (H),
+
+    E(v, h) = -b.v - c.h - v^T W h,   F(v) = -b.v - sum_mu softplus(c_mu + (v W)_mu),
+
+p(h_mu = 1 | v) = sigmoid(c_mu + (v W)_mu) and p(v_i = 1 | h) = sigmoid(b_i + (W h)_i).
+
+Choices shared by both classes (numbers refer to section 9 of research/ff_rbm.md):
+- one Gibbs step is true block Gibbs (h sampled from p(h|v), then v sampled from p(v|h)), the
+  same kernel in training and in generation (decision 8, as in the refactored F&F code);
+- both phases use the hidden conditional mean p(h|v) as hidden statistic (decision 6), and the
+  negative phase takes it from the final visible state v^(k), with no half-step lag (decision 7);
+- the centered gradient (Melchior et al.) is on by default, with offsets from the minibatch's data
+  (decision 9); `offset_momentum` > 0 turns them into running means instead;
+- the gradient ascent direction is assigned to `.grad` of optimizers built with maximize=True
+  (as the refactored code does); plain SGD with lr 0.01 by default (decision 10);
+- W ~ N(0, weight_init_std^2), c = 0 and b = logit of the clamped data frequency (decision 11).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn.functional import softplus
+
+from isingaug.errors import check_options, is_int, is_number
+from isingaug.generators.learned import LearnedGenerator
+from isingaug.seeding import stream
+
+OPTIMIZERS = ("sgd", "adam")
+BIAS_INITS = ("data", "zero")
+#: Data frequencies are clamped to [eps, 1 - eps] before the logit of the visible-bias init.
+FREQUENCY_EPS = 1e-4
+
+
+class RbmParams(NamedTuple):
+    """The parameters (or their gradients): W (n, H), visible bias b (n), hidden bias c (H)."""
+
+    W: Tensor
+    b: Tensor
+    c: Tensor
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernels: plain functions on tensors ({0,1} units, rows are chains or patterns).
+# ----------------------------------------------------------------------------------------------
+
+def to_binary(spins: Tensor) -> Tensor:
+    """+-1 patterns to {0,1} units."""
+    return (spins + 1.0) / 2.0
+
+
+def to_spins(units: Tensor) -> Tensor:
+    """{0,1} units to +-1 patterns."""
+    return 2.0 * units - 1.0
+
+
+def hidden_probs(v: Tensor, W: Tensor, c: Tensor) -> Tensor:
+    """p(h = 1 | v), shape (B, H)."""
+    return torch.sigmoid(c + v @ W)
+
+
+def visible_probs(h: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """p(v = 1 | h), shape (B, n)."""
+    return torch.sigmoid(b + h @ W.T)
+
+
+def sample_hiddens(v: Tensor, W: Tensor, c: Tensor, generator: torch.Generator) -> Tensor:
+    """A {0,1} sample of h ~ p(h | v) for every row of v."""
+    return torch.bernoulli(hidden_probs(v, W, c), generator=generator)
+
+
+def sample_visibles(h: Tensor, W: Tensor, b: Tensor, generator: torch.Generator) -> Tensor:
+    """A {0,1} sample of v ~ p(v | h) for every row of h."""
+    return torch.bernoulli(visible_probs(h, W, b), generator=generator)
+
+
+def gibbs_step(v: Tensor, params: RbmParams, generator: torch.Generator) -> Tensor:
+    """One block-Gibbs sweep v -> h -> v' (all chains at once)."""
+    h = sample_hiddens(v, params.W, params.c, generator)
+    return sample_visibles(h, params.W, params.b, generator)
+
+
+def gibbs_steps(v: Tensor, params: RbmParams, k: int, generator: torch.Generator) -> Tensor:
+    """The visible state after k Gibbs sweeps from v (the chains are the rows)."""
+    for _ in range(k):
+        v = gibbs_step(v, params, generator)
+    return v
+
+
+def free_energy(v: Tensor, params: RbmParams) -> Tensor:
+    """F(v) = -b.v - sum_mu softplus(c_mu + (v W)_mu), so that p(v) = exp(-F(v)) / Z."""
+    return -(v @ params.b) - softplus(params.c + v @ params.W).sum(-1)
+
+
+def _normalised(weights: Tensor | None, rows: Tensor) -> Tensor:
+    if weights is None:
+        return torch.full((rows.shape[0],), 1.0 / rows.shape[0], dtype=rows.dtype,
+                          device=rows.device)
+    return weights.to(rows.dtype) / weights.sum()
+
+
+def rbm_gradient(v_data: Tensor, v_model: Tensor, params: RbmParams, *, centered: bool = False,
+                 offsets: tuple[Tensor, Tensor] | None = None,
+                 data_weights: Tensor | None = None,
+                 model_weights: Tensor | None = None) -> RbmParams:
+    """The log-likelihood gradient <.>_data - <.>_model for (W, b, c), an ascent direction.
+
+    The hidden statistic is the conditional mean p(h|v) of each row. Rows are averaged with
+    `data_weights` / `model_weights` (normalised; None = uniform), so exact expectations follow
+    from all 2^n visible states weighted by p(v).
+
+    `centered` gives the centered gradient of Melchior et al. mapped back to (W, b, c), with
+    offsets (mu, lam) for the visible and hidden units (None: the data's weighted means):
+        dW = <(v-mu)(h-lam)^T>_data - <(v-mu)(h-lam)^T>_model,
+        db = <v>_data - <v>_model - dW lam,   dc = <h>_data - <h>_model - dW^T mu.
+    This is L L^T g for the plain gradient g and the invertible linear map L from centered to
+    plain parameters (b = b' - W lam, c = c' - W^T mu): an ascent direction with the same zeros.
+    """
+    h_data = hidden_probs(v_data, params.W, params.c)
+    h_model = hidden_probs(v_model, params.W, params.c)
+    w_data = _normalised(data_weights, v_data)
+    w_model = _normalised(model_weights, v_model)
+    mean_v_data, mean_h_data = w_data @ v_data, w_data @ h_data
+    mean_v_model, mean_h_model = w_model @ v_model, w_model @ h_model
+    if not centered:
+        grad_W = (v_data * w_data[:, None]).T @ h_data - (v_model * w_model[:, None]).T @ h_model
+        return RbmParams(grad_W, mean_v_data - mean_v_model, mean_h_data - mean_h_model)
+    mu, lam = offsets if offsets is not None else (mean_v_data, mean_h_data)
+    grad_W = (((v_data - mu) * w_data[:, None]).T @ (h_data - lam)
+              - ((v_model - mu) * w_model[:, None]).T @ (h_model - lam))
+    grad_b = mean_v_data - mean_v_model - grad_W @ lam
+    grad_c = mean_h_data - mean_h_model - grad_W.T @ mu
+    return RbmParams(grad_W, grad_b, grad_c)
+
+
+# ----------------------------------------------------------------------------------------------
+# Generators
+# ----------------------------------------------------------------------------------------------
+
+class Rbm(LearnedGenerator):
+    """`generator=rbm`: an RBM trained near equilibrium, sampled from long Gibbs chains.
+
+    `method`: `pcd` keeps `num_chains` persistent chains (a persistent buffer, so checkpoints
+    carry them) and advances them `k` sweeps per update; `cd` restarts the chains from the
+    minibatch and runs `k` sweeps. Generation runs `gibbs_steps` sweeps from `generate_start`
+    (`random`: Bernoulli(1/2) visibles; `data`: training patterns drawn with replacement) and
+    returns the last sampled visible state.
+    """
+
+    name = "rbm"
+    METHODS: tuple[str, ...] = ("pcd", "cd")
+    STARTS: tuple[str, ...] = ("random", "data")
+    _start_key = "generator.generate_start"
+
+    def __init__(self, hidden: int = 64, lr: float = 0.01, optimizer: str = "sgd",
+                 method: str = "pcd", k: int = 10, num_chains: int | None = None,
+                 centered: bool = True, offset_momentum: float = 0.0,
+                 weight_init_std: float = 0.01, visible_bias_init: str = "data",
+                 gibbs_steps: int = 2000, generate_start: str = "random",
+                 batch_size: int = 256, sample_batch_size: int = 10000, seed: int = 0,
+                 device: str = "auto") -> None:
+        super().__init__(batch_size=batch_size, sample_batch_size=sample_batch_size, seed=seed,
+                         device=device)
+        check_options([
+            ("generator.hidden", hidden, is_int(hidden) and hidden >= 1, "an integer >= 1"),
+            ("generator.lr", lr, is_number(lr) and lr > 0, "a number > 0"),
+            ("generator.optimizer", optimizer, optimizer in OPTIMIZERS,
+             f"one of {list(OPTIMIZERS)}"),
+            ("generator.method", method, method in self.METHODS, f"one of {list(self.METHODS)}"),
+            ("generator.k", k, is_int(k) and k >= 1, "an integer >= 1"),
+            ("generator.num_chains", num_chains,
+             num_chains is None or (is_int(num_chains) and num_chains >= 1),
+             "null (= batch_size) or an integer >= 1"),
+            ("generator.centered", centered, isinstance(centered, bool), "true or false"),
+            ("generator.offset_momentum", offset_momentum,
+             is_number(offset_momentum) and 0 <= offset_momentum < 1, "a number in [0, 1)"),
+            ("generator.weight_init_std", weight_init_std,
+             is_number(weight_init_std) and weight_init_std >= 0, "a number >= 0"),
+            ("generator.visible_bias_init", visible_bias_init, visible_bias_init in BIAS_INITS,
+             f"one of {list(BIAS_INITS)}"),
+            ("generator.gibbs_steps", gibbs_steps, is_int(gibbs_steps) and gibbs_steps >= 1,
+             "an integer >= 1"),
+            (self._start_key, generate_start, generate_start in self.STARTS,
+             f"one of {list(self.STARTS)}"),
+        ])
+        self.hidden = int(hidden)
+        self.lr = float(lr)
+        self.optimizer_name = optimizer
+        self.method = method
+        self.k = int(k)
+        self.num_chains = self.batch_size if num_chains is None else int(num_chains)
+        self.centered = centered
+        self.offset_momentum = float(offset_momentum)
+        self.weight_init_std = float(weight_init_std)
+        self.visible_bias_init = visible_bias_init
+        self.gibbs_steps = int(gibbs_steps)
+        self.generate_start = generate_start
+        self.automatic_optimization = False
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    def build(self, n: int) -> None:
+        """W, b, c; the data means and centering offsets; PCD's persistent chains."""
+        weights = torch.randn(n, self.hidden, generator=stream(self.seed, "init", "weights"))
+        self.weight = nn.Parameter(weights * self.weight_init_std)
+        self.visible_bias = nn.Parameter(torch.zeros(n))
+        self.hidden_bias = nn.Parameter(torch.zeros(self.hidden))
+        self.register_buffer("data_mean", torch.full((n,), 0.5))
+        self.register_buffer("visible_offset", torch.full((n,), 0.5))
+        self.register_buffer("hidden_offset", torch.full((self.hidden,), 0.5))
+        if self.method == "pcd":
+            start = torch.full((self.num_chains, n), 0.5)
+            self.register_buffer("chains", torch.bernoulli(
+                start, generator=stream(self.seed, "init", "chains")))
+
+    def setup(self, stage: str) -> None:
+        """Data-dependent init (before Lightning restores a checkpoint, which then wins)."""
+        if stage != "fit" or self.train_data.numel() == 0:
+            return
+        with torch.no_grad():
+            mean = to_binary(self.train_data).mean(0).to(self.data_mean)
+            self.data_mean.copy_(mean)
+            self.visible_offset.copy_(mean)
+            if self.visible_bias_init == "data":
+                freq = mean.clamp(FREQUENCY_EPS, 1.0 - FREQUENCY_EPS)
+                self.visible_bias.copy_(torch.log(freq) - torch.log1p(-freq))
+
+    @property
+    def params(self) -> RbmParams:
+        """The current (W, b, c)."""
+        return RbmParams(self.weight, self.visible_bias, self.hidden_bias)
+
+    # -- chains -------------------------------------------------------------------------------
+
+    def initial_chains(self, num: int, start: str, generator: torch.Generator) -> Tensor:
+        """`num` {0,1} visible states drawn from a start distribution."""
+        n = self.weight.shape[0]
+        if start in ("random", "uniform"):
+            probs = torch.full((num, n), 0.5, device=self.device)
+        elif start == "data_marginals":
+            probs = self.data_mean.expand(num, n).contiguous()
+        else:  # "data": training patterns, drawn with replacement
+            if self.train_data.numel() == 0:
+                raise RuntimeError("generate_start=data needs the training patterns of fit()")
+            rows = torch.randint(self.train_data.shape[0], (num,), device=self.device,
+                                 generator=generator)
+            return to_binary(self.train_data[rows])
+        return torch.bernoulli(probs, generator=generator)
+
+    def negative_chains(self, v_data: Tensor) -> Tensor:
+        """The negative-phase visibles of this update (PCD advances its persistent chains)."""
+        generator = self.step_generator("gibbs")
+        if self.method == "cd":
+            return gibbs_steps(v_data, self.params, self.k, generator)
+        chains = gibbs_steps(self.chains, self.params, self.k, generator)
+        self.chains.copy_(chains)
+        return chains
+
+    # -- training -----------------------------------------------------------------------------
+
+    def offsets(self, v_data: Tensor) -> tuple[Tensor, Tensor]:
+        """Centering offsets: the minibatch's data means, or running means with momentum."""
+        m = self.offset_momentum
+        batch_v = v_data.mean(0)
+        batch_h = hidden_probs(v_data, self.weight, self.hidden_bias).mean(0)
+        self.visible_offset.copy_(m * self.visible_offset + (1.0 - m) * batch_v)
+        self.hidden_offset.copy_(m * self.hidden_offset + (1.0 - m) * batch_h)
+        return self.visible_offset, self.hidden_offset
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        """One update: data batch, negative chains, (centered) gradient, optimizer step."""
+        with torch.no_grad():
+            v_data = to_binary(self.batch())
+            v_model = self.negative_chains(v_data)
+            offsets = self.offsets(v_data) if self.centered else None
+            grads = rbm_gradient(v_data, v_model, self.params, centered=self.centered,
+                                 offsets=offsets)
+            recon = visible_probs(hidden_probs(v_data, self.weight, self.hidden_bias),
+                                  self.weight, self.visible_bias)
+            self.log("train/recon_error", ((v_data - recon) ** 2).mean(),
+                     batch_size=v_data.shape[0])
+            self.log("train/free_energy_gap", free_energy(v_data, self.params).mean()
+                     - free_energy(v_model, self.params).mean(), batch_size=v_data.shape[0])
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        for param, grad in zip(self.params, grads, strict=True):
+            param.grad = grad
+        optimizer.step()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """SGD (no momentum) or Adam, maximising: `.grad` holds the ascent direction."""
+        params = list(self.params)
+        if self.optimizer_name == "adam":
+            return torch.optim.Adam(params, lr=self.lr, maximize=True)
+        return torch.optim.SGD(params, lr=self.lr, maximize=True)
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def generate(self, num: int, generator: torch.Generator) -> Tensor:
+        """`gibbs_steps` sweeps from the start distribution; the last sampled visibles as +-1."""
+        start = self.initial_chains(num, self.generate_start, generator)
+        return to_spins(gibbs_steps(start, self.params, self.gibbs_steps, generator))
+
+
+class FFRbm(Rbm):
+    """`generator=ff_rbm`: the F&F RBM, trained out of equilibrium (arXiv 2307.06797).
+
+    At every update `num_chains` fresh chains start from the fixed distribution `init`
+    (`uniform`: Bernoulli(1/2) visibles, the paper's; `data_marginals`: independent sites at the
+    data frequencies, annaDCA's profile start) and run exactly `k` Gibbs sweeps; the negative
+    statistics are taken there. Generation repeats that protocol: fresh chains from `init`,
+    `gibbs_steps` sweeps, which is k unless set otherwise (other lengths leave the trained
+    protocol and give a warning). Without labels F&F reduces to Rdm-k (ff_rbm.md decision 2);
+    Ising patterns have no labels, so the label layer and its second, visible-clamped chain are
+    left out.
+    """
+
+    name = "ff_rbm"
+    METHODS = ("ff",)
+    STARTS = ("uniform", "data_marginals")
+    _start_key = "generator.init"
+
+    def __init__(self, hidden: int = 256, lr: float = 0.01, optimizer: str = "sgd", k: int = 10,
+                 num_chains: int | None = None, init: str = "uniform", centered: bool = True,
+                 offset_momentum: float = 0.0, weight_init_std: float = 1e-4,
+                 visible_bias_init: str = "data", gibbs_steps: int | None = None,
+                 batch_size: int = 500, sample_batch_size: int = 10000, seed: int = 0,
+                 device: str = "auto") -> None:
+        steps = k if gibbs_steps is None else gibbs_steps
+        super().__init__(hidden=hidden, lr=lr, optimizer=optimizer, method="ff", k=k,
+                         num_chains=num_chains, centered=centered,
+                         offset_momentum=offset_momentum, weight_init_std=weight_init_std,
+                         visible_bias_init=visible_bias_init, gibbs_steps=steps,
+                         generate_start=init, batch_size=batch_size,
+                         sample_batch_size=sample_batch_size, seed=seed, device=device)
+        self.init = init
+        if self.gibbs_steps != self.k:
+            warnings.warn(f"generator=ff_rbm: gibbs_steps={self.gibbs_steps} differs from "
+                          f"k={self.k}; generation leaves the trained k-step protocol",
+                          UserWarning, stacklevel=2)
+
+    def negative_chains(self, v_data: Tensor) -> Tensor:
+        """Fresh chains from `init`, exactly k sweeps (nothing persists between updates)."""
+        start = self.initial_chains(self.num_chains, self.init, self.step_generator("chains"))
+        return gibbs_steps(start, self.params, self.k, self.step_generator("gibbs"))

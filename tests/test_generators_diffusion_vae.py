@@ -17,7 +17,7 @@ from isingaug.sampling import exact_sample
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*does not have many workers:UserWarning",
-    "ignore:.*You are using a CUDA device:UserWarning",
+    "ignore:.*LeafSpec.*is deprecated",
 )
 
 SMALL_NET = {"encoder_widths": [32, 64], "decoder_widths": [64, 64, 32], "time_dim": 16}
@@ -199,7 +199,7 @@ BAD_DIFFUSION = [
     ("beta_end", 1e-5), ("beta_end", 1.0), ("encoder_widths", []), ("encoder_widths", [8, 0]),
     ("decoder_widths", "128"), ("time_dim", 7), ("time_dim", 0), ("lr", 0), ("lr", True),
     ("ema_decay", 1.0), ("ema_decay", 0), ("sampler", "euler"), ("ddim_steps", 0),
-    ("ddim_steps", 1001), ("ddim_eta", -0.1), ("ddim_eta", 1.5),
+    ("ddim_steps", 2.0), ("ddim_eta", -0.1), ("ddim_eta", 1.5),
     ("ancestral_variance", "fixed"), ("batch_size", 0), ("sample_batch_size", -1),
 ]
 BAD_VAE = [
@@ -214,6 +214,12 @@ BAD_VAE = [
 def test_invalid_config_names_the_key(cls, key, value):
     with pytest.raises(ConfigError, match=f"generator\\.{key}"):
         cls(**{key: value}, device="cpu")
+
+
+def test_ddim_steps_beyond_timesteps_is_refused_only_for_ddim():
+    with pytest.raises(ConfigError, match=r"generator\.ddim_steps must be an integer in \[1, "):
+        Diffusion(timesteps=50, sampler="ddim", ddim_steps=100, device="cpu")
+    Diffusion(timesteps=50, sampler="ancestral", device="cpu")
 
 
 @pytest.mark.parametrize("kind", sorted(FACTORIES))

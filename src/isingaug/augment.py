@@ -14,12 +14,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 from torch import Tensor
 
-from isingaug.data.base import Dataset
 from isingaug.config import build
+from isingaug.data.base import Dataset
 from isingaug.errors import ConfigError, is_int, is_number
 from isingaug.generators.callbacks import EnergyReference, EnergyVarianceMonitor
 from isingaug.ising import IsingParams

@@ -1,4 +1,4 @@
-"""Sweep-level bookkeeping: stable sweep folders (so a rerun finds its finished jobs) and the
+"""Sweep-level bookkeeping: stable job folders (so a rerun finds its finished jobs) and the
 sweep summary that lists every job's outcome, failures included."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,31 +24,33 @@ SUMMARY_FILE = "sweep_summary.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,+-]+")
 
 
-def sweep_name(overrides: list[str] | None) -> str:
-    """A folder name for the sweep a command line describes: readable and the same every time.
+def job_folder_name(override_dirname: str) -> str:
+    """A job's folder inside its sweep, named by the job's own overrides (e.g. `M=2000,seed=3`).
 
-    The overrides, joined and made file-name safe, cut to 80 characters, plus a short hash of the
-    exact text, so two different commands never share a folder and one command always finds its
-    own.
+    The name depends only on the job's config, so rerunning a sweep command finds the folders of
+    its finished jobs. Names longer than 120 characters are cut and given a hash of the full text.
     """
-    items = list(overrides or [])
-    text = "_".join(items) or "default"
-    readable = _UNSAFE.sub("-", text)[:80].strip("-_") or "sweep"
-    return f"{readable}-{derived_seed(0, *items) % 16**8:08x}"
+    name = _UNSAFE.sub("-", override_dirname).strip("-") or "default"
+    if len(name) > 120:
+        name = f"{name[:110]}-{derived_seed(0, override_dirname) % 16**8:08x}"
+    return name
 
 
 def register_resolvers() -> None:
-    """`${isingaug_sweep_name:${hydra.overrides.task}}`, used by conf/hydra/default.yaml."""
-    if not OmegaConf.has_resolver("isingaug_sweep_name"):
-        OmegaConf.register_new_resolver("isingaug_sweep_name", sweep_name)
+    """`${isingaug_job_folder:${hydra.job.override_dirname}}`, used by conf/hydra/default.yaml."""
+    if not OmegaConf.has_resolver("isingaug_job_folder"):
+        OmegaConf.register_new_resolver("isingaug_job_folder", job_folder_name)
 
 
-def job_outcomes(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One entry per job folder (a folder holding .hydra/): finished, failed or unfinished."""
+def job_outcomes(sweep_dir: Path, since: float = 0.0) -> list[dict[str, Any]]:
+    """One entry per job folder (one holding .hydra/) started at or after `since` (a time
+    stamp): finished, failed or unfinished."""
     jobs = []
-    for hydra_dir in sorted(sweep_dir.glob("*/.hydra"), key=lambda p: _natural(p.parent.name)):
+    for hydra_dir in sorted(sweep_dir.glob("*/.hydra")):
         job_dir = hydra_dir.parent
         overrides_file = hydra_dir / "overrides.yaml"
+        if overrides_file.is_file() and overrides_file.stat().st_mtime < since:
+            continue
         overrides = (list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else [])
         entry: dict[str, Any] = {"dir": job_dir.name, "overrides": overrides}
         if (job_dir / "results.json").is_file():
@@ -61,19 +64,22 @@ def job_outcomes(sweep_dir: Path) -> list[dict[str, Any]]:
     return jobs
 
 
-def _natural(name: str) -> tuple[int, str]:
-    return (int(name), "") if name.isdigit() else (sys.maxsize, name)
-
-
 class SweepSummary(Callback):
     """Hydra callback: after a multirun, write sweep_summary.json and fail loudly on failures.
 
-    The exit status is 1 when any job failed, after every job has run.
+    A sweep folder holds every job ever run for it; the summary covers the jobs of this command
+    (those started since it began). The exit status is 1 when any of them failed, after all ran.
     """
+
+    def __init__(self) -> None:
+        self.started = 0.0
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time() - 1.0
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = job_outcomes(sweep_dir)
+        jobs = job_outcomes(sweep_dir, self.started)
         counts = {status: sum(job["status"] == status for job in jobs)
                   for status in ("finished", "failed", "unfinished")}
         write_json_atomic(sweep_dir / SUMMARY_FILE, {"sweep_dir": str(sweep_dir),

@@ -162,8 +162,9 @@ class Diffusion(LearnedGenerator):
              ema_decay is None or (is_number(ema_decay) and 0 < ema_decay < 1),
              "null (off) or a number in (0, 1)"),
             ("generator.sampler", sampler, sampler in SAMPLERS, f"one of {list(SAMPLERS)}"),
-            ("generator.ddim_steps", ddim_steps, is_int(ddim_steps) and is_int(timesteps)
-             and 1 <= ddim_steps <= timesteps, f"an integer in [1, timesteps={timesteps!r}]"),
+            ("generator.ddim_steps", ddim_steps, is_int(ddim_steps) and ddim_steps >= 1
+             and (sampler != "ddim" or ddim_steps <= timesteps),
+             f"an integer in [1, timesteps={timesteps!r}]"),
             ("generator.ddim_eta", ddim_eta, is_number(ddim_eta) and 0 <= ddim_eta <= 1,
              "a number in [0, 1]"),
             ("generator.ancestral_variance", ancestral_variance,

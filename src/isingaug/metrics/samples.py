@@ -22,6 +22,9 @@ from isingaug.ising import IsingParams, energy
 
 #: Elements (numbers or bytes) per chunk of the chunked passes: bounds every temporary buffer.
 CHUNK_ELEMENTS = 1 << 22
+#: Words per chunk of the three-point XOR pass: cache-sized and below torch's parallel grain, so
+#: its many small ops run serially (no thread hand-offs, which stall when cores are shared).
+_XOR_CHUNK_WORDS = 1 << 14
 #: gzip level of the entropy proxy: fixed so sizes compare; 9 is ~20x slower on 0/1 bytes.
 GZIP_LEVEL = 6
 #: Above this many triplets, random ones are drawn by rank with rejection instead of a permutation.
@@ -47,7 +50,10 @@ def _as_spins(x: Tensor, name: str) -> Tensor:
         raise DataError(f"{name} must be a 2-D (patterns, spins) array; got shape {tuple(x.shape)}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise DataError(f"{name} is empty: shape {tuple(x.shape)}")
-    if x.dtype == torch.bool or x.is_complex() or not bool(((x == 1) | (x == -1)).all()):
+    if x.is_complex() or not x.is_signed():  # unsigned: 255 == -1 would pass the check below
+        raise DataError(f"{name} must be a real signed (float or int) array of -1/+1 spins; "
+                        f"got dtype {x.dtype}")
+    if not bool(((x == 1) | (x == -1)).all()):
         raise DataError(f"{name} must hold only -1 and +1 spin values")
     return x
 
@@ -70,38 +76,39 @@ def _rows_per_chunk(width: int) -> int:
 # ----------------------------------------------------------------------------- bit packing
 
 
-_BYTE_WEIGHTS = (1 << torch.arange(8, dtype=torch.int32)).to(torch.uint8)
+#: Multiplying eight 0/1 bytes (one int64) by this gathers them into the top byte, byte k -> bit k:
+#: the partial products 2^(8k + 7j + 7) never share a bit, so no carry disturbs it.
+_GATHER_BYTES = 0x0102040810204080
 
 
-def _pack_bits(bits: Tensor) -> Tensor:
-    """(rows, L) booleans as (rows, ceil(L/8)) bytes, zero-padded; bit b of byte k is entry 8k+b."""
+def _pack_words(bits: Tensor) -> Tensor:
+    """(rows, L) booleans as (rows, ceil(L/64)) int64 words, zero-padded (bits, not bytes)."""
     rows, length = bits.shape
-    width = -(-length // 8)
-    out = torch.empty(rows, width, dtype=torch.uint8, device=bits.device)
-    weights = _BYTE_WEIGHTS.to(bits.device)
-    step = _rows_per_chunk(8 * width)
+    words = -(-length // 64)
+    out = torch.empty(rows, 8 * words, dtype=torch.uint8, device=bits.device)
+    step = _rows_per_chunk(64 * words)
     for start in range(0, rows, step):
-        chunk = bits[start:start + step].to(torch.uint8)
-        chunk = torch.nn.functional.pad(chunk, (0, 8 * width - length))
-        out[start:start + chunk.shape[0]] = (chunk.view(-1, width, 8) * weights).sum(
-            -1, dtype=torch.uint8)
-    return out
+        chunk = torch.nn.functional.pad(bits[start:start + step].to(torch.uint8),
+                                        (0, 64 * words - length)).contiguous()
+        eight = chunk.view(torch.int64) * _GATHER_BYTES  # int64 arithmetic wraps
+        out[start:start + step] = ((eight >> 56) & 0xFF).to(torch.uint8)
+    return out.view(torch.int64)
 
 
 def _row_keys(spins: Tensor) -> Tensor:
     """Each +-1 row as ceil(n/64) int64 words: equal rows, and only they, get equal keys."""
-    packed = _pack_bits(spins > 0)
-    pad = -packed.shape[1] % 8
-    packed = torch.nn.functional.pad(packed, (0, pad)).contiguous()
-    return packed.view(torch.int64)
+    return _pack_words(spins > 0)
 
 
 def _popcount_(x: Tensor) -> Tensor:
-    """Set bits of every uint8 entry, in place (SWAR; torch has no popcount)."""
-    x -= (x >> 1) & 0x55
-    x.copy_((x & 0x33) + ((x >> 2) & 0x33))
+    """Set bits of every int64 word, in place (SWAR, wrapping arithmetic; torch has no popcount)."""
+    x -= (x >> 1) & 0x5555555555555555
+    x.copy_((x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333))
     x += x >> 4
-    x &= 0x0F
+    x &= 0x0F0F0F0F0F0F0F0F
+    x *= 0x0101010101010101  # the top byte becomes the sum of the eight byte counts
+    x >>= 56
+    x &= 0xFF
     return x
 
 
@@ -118,13 +125,24 @@ def copy_fraction(generated: Tensor, train: Tensor) -> float:
 
 
 def _copy_fraction(g: Tensor, t: Tensor) -> float:
-    keys_g, keys_t = _row_keys(g), _row_keys(t)
-    if keys_g.shape[1] == 1:
-        hit = torch.isin(keys_g[:, 0], keys_t[:, 0])
-    else:
-        ids = torch.unique(torch.cat([keys_t, keys_g]), dim=0, return_inverse=True)[1]
-        hit = torch.isin(ids[t.shape[0]:], ids[:t.shape[0]])
-    return float(hit.double().mean())
+    keys = _single_keys(torch.cat([_row_keys(t), _row_keys(g)]))
+    train = torch.sort(keys[:t.shape[0]]).values
+    pos = torch.searchsorted(train, keys[t.shape[0]:]).clamp_(max=train.shape[0] - 1)
+    return float((train[pos] == keys[t.shape[0]:]).double().mean())
+
+
+def _single_keys(words: Tensor) -> Tensor:
+    """One int64 key per multi-word row, equal exactly for equal rows (dense ranks, word by word).
+
+    1-D sorts only: much faster than torch.unique(dim=0). Ranks are < rows, so the combined
+    rank * base + rank stays far inside int64.
+    """
+    keys = words[:, 0]
+    for w in range(1, words.shape[1]):
+        high = torch.unique(keys, return_inverse=True)[1]
+        low = torch.unique(words[:, w], return_inverse=True)[1]
+        keys = high * (int(low.max()) + 1) + low
+    return keys
 
 
 # ----------------------------------------------------------------------------- moments
@@ -147,7 +165,7 @@ def _triplets(n: int, count: int, generator: torch.Generator) -> Tensor:
     """(T, 3) index triplets i<j<k: all of them, or `count` distinct ones drawn at random."""
     total = math.comb(n, 3)
     if total <= count:
-        return torch.combinations(torch.arange(n), 3)
+        return _unrank_triplets(n, torch.arange(total))
     if total <= _PERMUTE_TRIPLETS_MAX:
         ranks = torch.randperm(total, generator=generator, device=generator.device)[:count]
     else:
@@ -181,16 +199,16 @@ def _third_moments(spins: Tensor, triplets: Tensor) -> Tensor:
     Bits are 1 where a spin is -1, so s_i s_j s_k = -1 exactly where the XOR is 1.
     """
     num = spins.shape[0]
-    columns = _pack_bits((spins < 0).T)  # (n, ceil(num / 8))
+    columns = _pack_words((spins < 0).T)  # (n, ceil(num / 64))
     triplets = triplets.to(spins.device)
     out = torch.empty(triplets.shape[0], dtype=torch.float64, device=spins.device)
-    step = _rows_per_chunk(columns.shape[1])
+    step = max(1, _XOR_CHUNK_WORDS // columns.shape[1])
     for start in range(0, triplets.shape[0], step):
         i, j, k = triplets[start:start + step].T
-        x = columns[i]
-        x ^= columns[j]
-        x ^= columns[k]
-        negatives = _popcount_(x).sum(1, dtype=torch.int64)
+        x = torch.index_select(columns, 0, i)  # index_select: far cheaper than columns[i]
+        x ^= torch.index_select(columns, 0, j)
+        x ^= torch.index_select(columns, 0, k)
+        negatives = _popcount_(x).sum(1)
         out[start:start + step] = (num - 2 * negatives).double() / num
     return out
 
@@ -198,13 +216,28 @@ def _third_moments(spins: Tensor, triplets: Tensor) -> Tensor:
 def _connected_third(first: Tensor, second: Tensor, third: Tensor, triplets: Tensor) -> Tensor:
     """<ds_i ds_j ds_k> = M3 - m_i M2_jk - m_j M2_ik - m_k M2_ij + 2 m_i m_j m_k."""
     i, j, k = triplets.to(first.device).T
-    return (third - first[i] * second[j, k] - first[j] * second[i, k] - first[k] * second[i, j]
-            + 2 * first[i] * first[j] * first[k])
+    n = first.shape[0]
+    mi, mj, mk = first.take(i), first.take(j), first.take(k)
+    return (third - mi * second.take(j * n + k) - mj * second.take(i * n + k)
+            - mk * second.take(i * n + j) + 2 * mi * mj * mk)
 
 
 def _mean_sq(a: Tensor, b: Tensor) -> float:
     """Mean squared difference; 0 for empty sets (nothing to disagree on, e.g. pairs at n = 1)."""
     return float(((a - b) ** 2).mean()) if a.numel() else 0.0
+
+
+def _eigenvalues(cov: Tensor) -> Tensor:
+    """Ascending eigenvalues, on one CPU thread: an n <= few hundred matrix gains nothing from
+    threads, and LAPACK's thread barriers stall for seconds when the cores are shared."""
+    if cov.device.type != "cpu":
+        return torch.linalg.eigvalsh(cov)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.eigvalsh(cov)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _relative_norm(diff: Tensor, ref: Tensor) -> float:
@@ -269,7 +302,7 @@ def _subsample(spins: Tensor, size: int, generator: torch.Generator) -> Tensor:
 
 def sample_quality(generated: Tensor, data: Tensor, *, generator: torch.Generator | None = None,
                    max_patterns: int = 5000, max_triplets: int = 20000) -> dict[str, float]:
-    """Scores of a generated set of +-1 patterns against the observed data (0 is ideal, but AA).
+    """Scores of a generated set of +-1 patterns against the observed data (ideal: 0; AA: 1/2).
 
     Keys (the F&F paper's scores plus moment errors):
     - mag_err, corr_err, conn_corr_err: mean squared differences of <s_i>, of <s_i s_j> (i<j) and
@@ -311,8 +344,7 @@ def sample_quality(generated: Tensor, data: Tensor, *, generator: torch.Generato
     three_g = _connected_third(m_g, c2_g, _third_moments(g, triplets), triplets)
     three_d = _connected_third(m_d, c2_d, _third_moments(d, triplets), triplets)
 
-    eig_g = torch.linalg.eigvalsh(cov_g)
-    eig_d = torch.linalg.eigvalsh(cov_d)
+    eig_g, eig_d = _eigenvalues(cov_g), _eigenvalues(cov_d)
 
     size = min(g.shape[0], d.shape[0], max_patterns)
     sub_g, sub_d = _subsample(g, size, generator), _subsample(d, size, generator)

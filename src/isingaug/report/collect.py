@@ -30,6 +30,9 @@ SKIP_DIRS = frozenset({".hydra", "wandb", "checkpoints", "samples", "csv", "__py
 # Generators with nothing to train: trainer.max_steps means nothing for them.
 UNTRAINED_GENERATORS = frozenset({"none", "bootstrap", "oracle"})
 SEED_COLUMNS = ("seed", "data_seed")
+# Counts that become 4000.0 once a missing value sits in their column; written back as integers.
+INTEGER_COLUMNS = ("n", "M", "M_test", "M_plus", "max_steps", "seed", "data_seed", "count",
+                   "ev.selected_step", "config.trainer.max_steps")
 # Known run.* keys, in the order the tables show them.
 RUN_ORDER = ("dataset", "generator", "solver", "study", "n", "g", "g_h", "M", "M_test", "M_plus",
              "max_steps")
@@ -45,7 +48,7 @@ MIRRORED_CONFIG = frozenset({*CONFIG_FALLBACK.values(), "trainer.max_steps", "da
                              "generator._target_", "solver._target_"})
 # Config keys that differ between runs without changing what was computed.
 IGNORED_CONFIG_PREFIXES = ("paths.", "logger.", "hydra.")
-IGNORED_CONFIG_SUFFIXES = ("seed", "_dir", "dir", "path", "device", "accelerator")
+IGNORED_CONFIG_SUFFIXES = ("seed", "_dir", "device", "accelerator")
 
 
 @dataclass
@@ -236,7 +239,8 @@ def _runs_table(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
             frame[key] = fallback if key not in frame else frame[key].where(frame[key].notna(),
                                                                             fallback)
     if "generator" not in frame and "config.generator._target_" in frame:
-        frame["generator"] = frame["config.generator._target_"].str.rsplit(".", n=1).str[-1]
+        names = frame["config.generator._target_"].str.rsplit(".", n=1).str[-1]
+        frame["generator"] = names.replace({"NoGenerator": "none"}).str.lower()
     # trainer.max_steps counts only where there is something to train
     if "config.trainer.max_steps" in frame and "generator" in frame:
         trained = ~frame["generator"].isin(UNTRAINED_GENERATORS)
@@ -288,7 +292,7 @@ def _metric_sort_key(key: str) -> tuple[int, str, int]:
 def _uniform_types(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns holding values of mixed types (e.g. 'auto' and true) as strings, for parquet."""
     frame = frame.copy()
-    for column in frame.columns[frame.dtypes == object]:
+    for column in [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c])]:
         values = frame[column].dropna()
         if values.map(type).nunique() > 1:
             frame[column] = frame[column].map(lambda v: None if _missing(v) else str(v))

@@ -15,6 +15,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from isingaug.report.series import AUG_CONDITIONS, CONDITION_LABELS, Bars, Line
 
@@ -83,19 +84,28 @@ def draw_lines(ax: Axes, lines: Sequence[Line]) -> None:
 
 
 def draw_bars(ax: Axes, bars: Bars) -> None:
-    """Grouped bars (groups on x, one bar per condition) with sem error bars and references."""
+    """Grouped bars (groups on x, one bar per condition) with sem error bars and references;
+    points instead of bars when a value is negative."""
     groups = list(bars.mean.index)
     conditions = list(bars.mean.columns)
     width = 0.8 / max(1, len(conditions))
     centers = np.arange(len(groups), dtype=float)
+    # bars grow from zero: for negative scores (log-likelihoods) points show the differences
+    values = bars.mean.to_numpy(float)
+    as_points = bool((values[np.isfinite(values)] < 0).any())
     for j, condition in enumerate(conditions):
         offsets = centers + (j - (len(conditions) - 1) / 2) * width
         heights = bars.mean[condition].to_numpy(float)
         errors = np.nan_to_num(bars.sem[condition].to_numpy(float), nan=0.0)
         present = np.isfinite(heights)
         label = None if condition == "value" else CONDITION_LABELS.get(condition, condition)
-        ax.bar(offsets[present], heights[present], width * 0.95, yerr=errors[present],
-               capsize=3, color=CONDITION_COLORS.get(condition, "tab:green"), label=label)
+        color = CONDITION_COLORS.get(condition, "tab:green")
+        if as_points:
+            ax.errorbar(offsets[present], heights[present], yerr=errors[present], fmt="o",
+                        capsize=3, color=color, label=label)
+        else:
+            ax.bar(offsets[present], heights[present], width * 0.95, yerr=errors[present],
+                   capsize=3, color=color, label=label)
     for line in bars.references:
         style, _, color = _baseline_style(line.condition)
         if len(line.y) and np.isfinite(line.y[0]):
@@ -127,8 +137,32 @@ def figure_legend(fig: Figure, axes: Sequence[Axes]) -> None:
         for handle, label in zip(handles, labels, strict=True):
             seen.setdefault(label, handle)
     if seen:
-        fig.legend(list(seen.values()), list(seen), loc="outside right upper", fontsize="small",
-                   frameon=False)
+        width, height = fig.get_size_inches()
+        longest = max(len(label) for label in seen)
+        # room for the legend beside the panels, and for every entry in its height
+        fig.set_size_inches(width + min(7.0, 0.9 + 0.065 * longest),
+                            max(height, 0.21 * len(seen) + 0.8))
+        fig.legend(list(seen.values()), list(seen), loc="outside right center",
+                   fontsize="small", frameon=False)
+
+
+def value_ticks(ax: Axes, values: Sequence[float] | np.ndarray, limit: int = 8) -> None:
+    """Ticks at the scanned values (200, 400, 800, 4k, 100k) when they are few: easier to
+    read than 2×10² on a log axis."""
+    array = np.unique(np.asarray(values, dtype=float))
+    array = array[np.isfinite(array)]
+    if 0 < array.size <= limit:
+        ax.set_xticks(array, [compact_number(v) for v in array])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def compact_number(value: float) -> str:
+    """4000 -> 4000, 32000 -> 32k, 1e6 -> 1M, 0.5 -> 0.5."""
+    if value >= 1e6 and value % 1e5 == 0:
+        return f"{value / 1e6:g}M"
+    if value >= 1e4 and value % 100 == 0:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
 
 
 def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:

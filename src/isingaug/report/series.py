@@ -24,7 +24,8 @@ GENERATOR_SIDE = ("generator", "M_plus", "max_steps")
 GENERATOR_PREFIXES = ("config.generator.", "config.trainer.", "config.callbacks.")
 GENERATOR_ORDER = ("none", "bootstrap", "oracle", "diffusion", "vae", "rbm", "ff_rbm")
 CONDITION_LABELS = {"obs": "obs", "aug": "aug", "aug_obs": "aug+obs",
-                    "baseline_freq": "baseline: frequency", "baseline_indep": "baseline: independent"}
+                    "baseline_freq": "baseline: frequency",
+                    "baseline_indep": "baseline: independent"}
 SHORT_NAMES = {"M_plus": "M⁺", "max_steps": "steps"}
 
 
@@ -67,12 +68,15 @@ def varying(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
 
 
 def dependent_on(frame: pd.DataFrame, x: str, columns: Sequence[str]) -> list[str]:
-    """Columns with one value per value of x: they move with x (g_h = g by default), so they
-    split no line."""
+    """Columns in one-to-one correspondence with x: they move with it (g_h = g by default, or
+    M_plus scaled with M), so they split no line. A column that is merely constant per x value
+    (a study run at its own M) is not one: merging it would join unrelated studies."""
     if not columns or frame.empty:
         return []
-    counts = frame.groupby(x, dropna=False)[list(columns)].nunique(dropna=False)
-    return [c for c in columns if (counts[c] <= 1).all()]
+    pairs = frame[[x, *columns]].drop_duplicates()
+    forward = pairs.groupby(x, dropna=False)[list(columns)].nunique(dropna=False)
+    return [c for c in columns if (forward[c] <= 1).all()
+            and (pairs.groupby(c, dropna=False)[x].nunique(dropna=False) <= 1).all()]
 
 
 def short_name(column: str) -> str:
@@ -93,22 +97,26 @@ def key_label(keys: Sequence[str], values: Sequence[Any]) -> str:
 
 
 def label_column(frame: pd.DataFrame, keys: Sequence[str], generator: bool = True) -> pd.Series:
-    """A readable label per row ('diffusion · steps=1000, n=40'), built column-wise."""
-    parts: list[pd.Series] = []
-    if generator and "generator" in frame:
-        parts.append(frame["generator"].map(fmt_value))
-    keyed = [k for k in keys if k != "generator"]
-    if keyed:
-        text = short_name(keyed[0]) + "=" + frame[keyed[0]].map(fmt_value)
-        for key in keyed[1:]:
-            text = text + ", " + short_name(key) + "=" + frame[key].map(fmt_value)
-        parts.append(text)
-    if not parts:
+    """A readable label per row ('diffusion · steps=1000, n=40'), built once per distinct
+    setting; missing values and M⁺ of generator=none (meaningless there) are left out."""
+    columns = (["generator"] if generator and "generator" in frame else [])
+    columns += [k for k in keys if k != "generator" and k in frame]
+    if not columns:
         return pd.Series("all runs", index=frame.index)
-    out = parts[0]
-    for part in parts[1:]:
-        out = out + " · " + part
-    return out
+    codes = frame.groupby(columns, dropna=False, sort=False).ngroup()
+    labels = [_setting_label(setting) for setting in
+              frame[columns].drop_duplicates().to_dict("records")]
+    return codes.map(dict(enumerate(labels)))
+
+
+def _setting_label(setting: dict[str, Any]) -> str:
+    name = setting.pop("generator", None)
+    shown = {k: v for k, v in setting.items() if fmt_value(v) != "–"
+             and not (k == "M_plus" and name == "none")}
+    text = key_label(list(shown), list(shown.values()))
+    if name is None:
+        return text or "all runs"
+    return f"{fmt_value(name)} · {text}" if text else fmt_value(name)
 
 
 def generator_rank(values: pd.Series) -> pd.Series:
@@ -129,7 +137,11 @@ def condition_lines(summary: pd.DataFrame, params: Sequence[str], metric: str, x
                     conditions: Sequence[str] = CONDITIONS, baselines: bool = False,
                     positive_x: bool = False) -> list[Line]:
     """Lines of `metric` against parameter x: one per setting of the other varying parameters
-    and condition; obs (and baselines) once per data-side setting."""
+    and condition; obs (and baselines) once per data-side setting.
+
+    Only settings with two or more x values make lines (pooled sweeps hold many settings that a
+    given figure does not scan), and labels name only the parameters that differ between them.
+    """
     if x not in summary:
         return []
     rows = summary[summary["metric"] == metric]
@@ -142,27 +154,40 @@ def condition_lines(summary: pd.DataFrame, params: Sequence[str], metric: str, x
         with_x = with_x[pd.to_numeric(with_x[x], errors="coerce") > 0]
     if with_x.empty:
         return []
-    others = [p for p in varying(with_x, params) if p != x]
-    others = [p for p in others if p not in dependent_on(with_x, x, others)]
-    data_keys = [p for p in others if not is_generator_side(p)]
-    gen_keys = [p for p in others if is_generator_side(p) and p != "generator"]
     horizontal = is_generator_side(x)
+    others = [p for p in varying(with_x, params) if p != x]
+    moving = dependent_on(with_x, x, others)
+    others = [p for p in others if p not in moving]
+    data_all = [p for p in others if not is_generator_side(p)]
+    is_aug = with_x["condition"].isin(AUG_CONDITIONS)
+    aug = _with_trend(with_x[is_aug], x, [*others, "condition"])
+    if horizontal:
+        reference = rows[~rows["condition"].isin(AUG_CONDITIONS)]
+        settings = aug[data_all].drop_duplicates()
+        reference = reference.merge(settings, on=data_all) if data_all else reference
+        if aug.empty:
+            reference = reference.iloc[:0]
+    else:
+        reference = _with_trend(_prefer_no_generator(with_x[~is_aug])
+                                .drop_duplicates([*data_all, "condition", x]),
+                                x, [*data_all, "condition"])
+    basis = aug if horizontal else pd.concat([aug, reference])
+    if basis.empty:  # nothing has a trend: single points, which has_trend() reports as no figure
+        aug, reference, basis = with_x[is_aug], with_x[~is_aug], with_x
+    shown = [p for p in others if p in varying(basis, others)]
+    data_keys = [p for p in shown if not is_generator_side(p)]
+    gen_keys = [p for p in shown if is_generator_side(p) and p != "generator"]
 
     lines: list[Line] = []
-    reference = _prefer_no_generator(rows[~rows["condition"].isin(AUG_CONDITIONS)])
-    if horizontal:
-        reference = reference.drop_duplicates([*data_keys, "condition"])
-    else:
-        reference = with_x[~with_x["condition"].isin(AUG_CONDITIONS)]
-        reference = _prefer_no_generator(reference).drop_duplicates([*data_keys, "condition", x])
+    reference = _prefer_no_generator(reference).drop_duplicates(
+        [*data_keys, "condition"] + ([] if horizontal else [x]))
     for key, part in reference.groupby(["condition", *data_keys], dropna=False, sort=False):
         condition, data_values = key[0], tuple(key[1:])
         label = CONDITION_LABELS.get(condition, condition)
         if data_keys:
             label += f" · {key_label(data_keys, data_values)}"
-        lines.append(_line(part, x if not horizontal else None, label, condition, data_values, ()))
+        lines.append(_line(part, None if horizontal else x, label, condition, data_values, ()))
 
-    aug = with_x[with_x["condition"].isin(AUG_CONDITIONS)]
     if not aug.empty:
         aug = aug.assign(_rank=generator_rank(aug["generator"]) if "generator" in aug else 0)
         aug = aug.sort_values("_rank", kind="stable")
@@ -173,20 +198,21 @@ def condition_lines(summary: pd.DataFrame, params: Sequence[str], metric: str, x
             label = CONDITION_LABELS.get(condition, condition)
             if "generator" in values:
                 label += f" · {fmt_value(values['generator'])}"
-            shown = gen_keys + data_keys
-            if shown:
-                label += f" · {key_label(shown, [values[k] for k in shown])}"
+            named = gen_keys + data_keys
+            if named:
+                label += f" · {key_label(named, [values[k] for k in named])}"
             gen_values = tuple(values[k] for k in group_keys if k not in data_keys)
             lines.append(_line(part, x, label, condition,
                                tuple(values[k] for k in data_keys), gen_values))
-    lines = [line for line in lines if line.x is None or line.points > 0]
-    if any(line.points >= 2 for line in lines):
-        lines = [line for line in lines if line.x is None or line.points >= 2]
-    if horizontal:
-        # a reference line only where some generator setting has a trend to compare with it
-        settings = {line.data_key for line in lines if line.x is not None}
-        lines = [line for line in lines if line.x is not None or line.data_key in settings]
-    return lines
+    return [line for line in lines if line.x is None or line.points > 0]
+
+
+def _with_trend(frame: pd.DataFrame, x: str, keys: Sequence[str]) -> pd.DataFrame:
+    """The rows of the settings (grouped by keys) that have two or more x values."""
+    if frame.empty:
+        return frame
+    counts = frame.groupby(list(keys), dropna=False, sort=False)[x].transform("nunique")
+    return frame[counts >= 2]
 
 
 def has_trend(lines: Sequence[Line], aug_only: bool = False) -> bool:
@@ -224,15 +250,18 @@ def reference_setting(rows: pd.DataFrame, params: Sequence[str]) -> dict[str, An
 
 def at_setting(frame: pd.DataFrame, setting: dict[str, Any]) -> pd.DataFrame:
     """The rows of one setting (missing values match missing values)."""
-    if not setting:
-        return frame
-    return frame.merge(pd.DataFrame([setting]), on=list(setting), how="inner")
+    mask = pd.Series(True, index=frame.index)
+    for key, value in setting.items():
+        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        mask &= frame[key].isna() if missing else frame[key] == value
+    return frame[mask]
 
 
 def describe_setting(rows: pd.DataFrame, params: Sequence[str], setting: dict[str, Any]) -> str:
     """'n=40, M=2000': the setting's varying keys, or the constant headline parameters."""
     if setting:
-        return key_label(list(setting), list(setting.values()))
+        shown = {k: v for k, v in setting.items() if fmt_value(v) != "–"}
+        return key_label(list(shown), list(shown.values()))
     fixed = [p for p in ("dataset", "n", "M", "g") if p in params and p in rows and len(rows)]
     return key_label(fixed, [rows[p].iloc[0] for p in fixed])
 
@@ -333,7 +362,7 @@ def representatives(runs: pd.DataFrame, limit: int = 12) -> pd.DataFrame:
     picked = have.sort_values(order, kind="stable").drop_duplicates(keys) if keys else have[:1]
     if "generator" in picked:
         rank = generator_rank(picked["generator"])
-        steps = picked["max_steps"] if "max_steps" in picked else 0
+        steps = picked.get("max_steps", 0)
         picked = picked.assign(_rank=rank, _steps=steps).sort_values(["_rank", "_steps"])
         picked = picked.drop(columns=["_rank", "_steps"])
     return picked.head(limit)

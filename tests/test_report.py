@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -347,6 +348,8 @@ def test_fields_following_couplings_make_one_strength_figure(tmp_path):
 def test_page_opens_in_headless_chromium(report, tmp_path):
     browser = shutil.which("chromium")
     if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install chromium (.ci/run does, from Debian's packages)")
         pytest.skip("chromium is not installed")
     index = report["out"] / "index.html"
     proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",

@@ -93,7 +93,8 @@ def rerun() -> None:
     """`isingaug-rerun RUN_DIR [overrides...]`: run one job again from its own saved config.
 
     Same config and seed, hence the same numbers; overrides change values (for example a longer
-    `trainer.max_steps`). The new run goes to RUN_DIR/reruns/<time stamp>.
+    `trainer.max_steps`). The new run goes to <log_dir>/reruns/<sweep>/<job>/<time stamp>, outside
+    the sweep folder, so a report of the sweep does not count it twice.
     """
     if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
         print("usage: isingaug-rerun RUN_DIR [key=value ...]", file=sys.stderr)
@@ -103,7 +104,9 @@ def rerun() -> None:
         print(f"isingaug-rerun: error: {run_dir} has no .hydra/config.yaml (not a run folder)",
               file=sys.stderr)
         sys.exit(2)
+    # Quoted: a sweep job's folder name holds '=' and ',' (its overrides).
+    name = f"{run_dir.parent.name}/{run_dir.name}".replace("\\", "\\\\").replace("'", "\\'")
     sys.argv = [sys.argv[0], "--config-path", str(run_dir / ".hydra"), "--config-name", "config",
-                f"hydra.run.dir={run_dir}/reruns/${{now:%Y-%m-%d_%H-%M-%S_%f}}",
+                f"hydra.run.dir='${{paths.log_dir}}/reruns/{name}/${{now:%Y-%m-%d_%H-%M-%S_%f}}'",
                 "hydra.job.chdir=false", *sys.argv[2:]]
     _hydra_main()

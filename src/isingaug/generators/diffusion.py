@@ -9,13 +9,14 @@ The network (Denoiser) is kept apart from the process (Diffusion) so either can 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn import functional
 
 from isingaug.errors import check_options, is_int, is_number, option_error
 from isingaug.generators.learned import LearnedGenerator
@@ -74,7 +75,7 @@ class _Block(nn.Module):
         self.time = nn.Linear(time_dim, width_out)
 
     def forward(self, h: Tensor, temb: Tensor) -> Tensor:
-        return F.gelu(self.linear(h) + self.time(temb))
+        return functional.gelu(self.linear(h) + self.time(temb))
 
 
 class Denoiser(nn.Module):
@@ -97,7 +98,7 @@ class Denoiser(nn.Module):
         enc = list(encoder_widths)
         dec = list(decoder_widths)
         self.encoder = nn.ModuleList(
-            _Block(w_in, w_out, time_dim) for w_in, w_out in zip([n, *enc[:-1]], enc))
+            _Block(w_in, w_out, time_dim) for w_in, w_out in itertools.pairwise([n, *enc]))
         # skip_index[j]: which encoder activation decoder layer j concatenates (None: no skip).
         self.skip_index: list[int | None] = [
             len(dec) - 1 - j if j >= 1 and len(dec) - 1 - j < len(enc) else None
@@ -119,7 +120,7 @@ class Denoiser(nn.Module):
         for block in self.encoder:
             h = block(h, temb)
             skips.append(h)
-        for skip, block in zip(self.skip_index, self.decoder):
+        for skip, block in zip(self.skip_index, self.decoder, strict=True):
             if skip is not None:
                 h = torch.cat([h, skips[skip]], dim=1)
             h = block(h, temb)
@@ -218,7 +219,7 @@ class Diffusion(LearnedGenerator):
         t = torch.randint(self.timesteps, (x0.shape[0],), device=self.device,
                           generator=self.step_generator("time"))
         noise = torch.randn(x0.shape, device=self.device, generator=self.step_generator("noise"))
-        loss = F.mse_loss(self.denoiser(self.q_sample(x0, t, noise), t), noise)
+        loss = functional.mse_loss(self.denoiser(self.q_sample(x0, t, noise), t), noise)
         self.log("train/loss", loss, batch_size=x0.shape[0])
         return loss
 
@@ -232,7 +233,9 @@ class Diffusion(LearnedGenerator):
         if self.ema_denoiser is not None and self.denoiser is not None:
             weight = 1.0 - self.ema_decay
             with torch.no_grad():
-                for ema, param in zip(self.ema_denoiser.parameters(), self.denoiser.parameters()):
+                pairs = zip(self.ema_denoiser.parameters(), self.denoiser.parameters(),
+                            strict=True)
+                for ema, param in pairs:
                     ema.lerp_(param, weight)
 
     def sampling_network(self) -> Denoiser:

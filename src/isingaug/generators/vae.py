@@ -8,12 +8,13 @@ data that augmentation is meant to reproduce.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn import functional
 
 from isingaug.errors import check_options, is_int, is_number
 from isingaug.generators.diffusion import seeded_module, widths_option
@@ -25,7 +26,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "ta
 def mlp(widths: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
     """Linear layers through `widths`, with the activation between them (none after the last)."""
     layers: list[nn.Module] = []
-    for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (w_in, w_out) in enumerate(itertools.pairwise(widths)):
         layers.append(nn.Linear(w_in, w_out))
         if i < len(widths) - 2:
             layers.append(activation())
@@ -90,7 +91,8 @@ class Vae(LearnedGenerator):
         mean, log_var = self.encode(spins)
         z = mean + torch.exp(0.5 * log_var) * noise
         target = (spins + 1.0) / 2.0
-        recon = F.binary_cross_entropy_with_logits(self.decode(z), target, reduction="none")
+        recon = functional.binary_cross_entropy_with_logits(self.decode(z), target,
+                                                            reduction="none")
         kl = 0.5 * (mean.square() + log_var.exp() - 1.0 - log_var)
         return recon.sum(1).mean(), kl.sum(1).mean()
 
@@ -104,7 +106,7 @@ class Vae(LearnedGenerator):
         return float(recon + kl)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """Negative (beta-)ELBO of this step's batch; the reparameterisation noise is step-seeded."""
+        """Negative (beta-)ELBO of this step's batch, with step-seeded reparameterisation noise."""
         spins = self.batch()
         noise = torch.randn(spins.shape[0], self.latent_dim, device=self.device,
                             generator=self.step_generator("noise"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import brute_force
 
+from conftest import brute_force
 from isingaug.augment import augmented_conditions
 from isingaug.data.sk import sk_truth
 from isingaug.errors import ConfigError
@@ -121,5 +121,5 @@ def test_energy_variance_callback_picks_the_step_closest_to_the_training_varianc
 def test_energy_variance_selection_needs_a_curve():
     with pytest.raises(ConfigError, match="eval_every"):
         EnergyVarianceMonitor(eval_every=None, select="energy_variance")
-    with pytest.raises(ConfigError, match="callbacks.energy_variance.select"):
+    with pytest.raises(ConfigError, match=r"callbacks\.energy_variance\.select"):
         EnergyVarianceMonitor(eval_every=5, select="best")

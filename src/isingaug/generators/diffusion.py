@@ -11,50 +11,19 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-from isingaug.errors import check_options, is_int, is_number, option_error
+from isingaug.errors import check_options, is_int, is_number
 from isingaug.generators.learned import LearnedGenerator
-from isingaug.seeding import stream
+from isingaug.generators.networks import seeded_module, widths_option
 
 SAMPLERS = ("ancestral", "ddim")
 ANCESTRAL_VARIANCES = ("beta", "posterior")
-
-
-def seeded_module(factory: Callable[[], nn.Module], seed: int, *keys: object) -> nn.Module:
-    """Build a network whose initial weights come from stream(seed, *keys), on the CPU.
-
-    The module is created on the meta device (so the global RNG is neither used nor advanced) and
-    every Linear layer then gets PyTorch's default initialisation from the seeded stream: the same
-    seed gives the same network on every device.
-    """
-    with torch.device("meta"):
-        module = factory()
-    module = module.to_empty(device="cpu")
-    generator = stream(seed, *keys)
-    for layer in module.modules():
-        if isinstance(layer, nn.Linear):
-            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
-            if layer.bias is not None:
-                bound = 1.0 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0.0
-                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
-        elif any(True for _ in layer.parameters(recurse=False)):
-            raise TypeError(f"seeded_module cannot initialise {type(layer).__name__} layers")
-    return module
-
-
-def widths_option(key: str, value: Any) -> list[int]:
-    """A non-empty list of layer widths >= 1 (lists or Hydra ListConfigs), else a ConfigError."""
-    ok = (isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0
-          and all(is_int(w) and int(w) >= 1 for w in value))
-    if not ok:
-        raise option_error(key, "a non-empty list of integers >= 1", value)
-    return [int(w) for w in value]
 
 
 def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
@@ -230,7 +199,8 @@ class Diffusion(LearnedGenerator):
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """The optimizer step, then the EMA update (here, so it runs once per real step)."""
         super().optimizer_step(*args, **kwargs)
-        if self.ema_denoiser is not None and self.denoiser is not None:
+        if (self.ema_denoiser is not None and self.denoiser is not None
+                and self.ema_decay is not None):
             weight = 1.0 - self.ema_decay
             with torch.no_grad():
                 pairs = zip(self.ema_denoiser.parameters(), self.denoiser.parameters(),

@@ -17,8 +17,8 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from isingaug.errors import check_options, is_int, is_number
-from isingaug.generators.diffusion import seeded_module, widths_option
 from isingaug.generators.learned import LearnedGenerator
+from isingaug.generators.networks import seeded_module, widths_option
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 

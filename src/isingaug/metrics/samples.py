@@ -88,8 +88,9 @@ def _pack_words(bits: Tensor) -> Tensor:
     out = torch.empty(rows, 8 * words, dtype=torch.uint8, device=bits.device)
     step = _rows_per_chunk(64 * words)
     for start in range(0, rows, step):
-        chunk = torch.nn.functional.pad(bits[start:start + step].to(torch.uint8),
-                                        (0, 64 * words - length)).contiguous()
+        chunk = bits[start:start + step].contiguous().view(torch.uint8)  # bool -> 0/1 bytes
+        if length % 64:
+            chunk = torch.nn.functional.pad(chunk, (0, 64 * words - length))
         eight = chunk.view(torch.int64) * _GATHER_BYTES  # int64 arithmetic wraps
         out[start:start + step] = ((eight >> 56) & 0xFF).to(torch.uint8)
     return out.view(torch.int64)
@@ -199,7 +200,7 @@ def _third_moments(spins: Tensor, triplets: Tensor) -> Tensor:
     Bits are 1 where a spin is -1, so s_i s_j s_k = -1 exactly where the XOR is 1.
     """
     num = spins.shape[0]
-    columns = _pack_words((spins < 0).T)  # (n, ceil(num / 64))
+    columns = _pack_words((spins < 0).T.contiguous())  # (n, ceil(num / 64))
     triplets = triplets.to(spins.device)
     out = torch.empty(triplets.shape[0], dtype=torch.float64, device=spins.device)
     step = max(1, _XOR_CHUNK_WORDS // columns.shape[1])

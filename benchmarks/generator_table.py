@@ -38,7 +38,8 @@ def table(runs: pd.DataFrame) -> list[dict[str, str]]:
              "Var[E] test": mean_sem(runs.drop_duplicates("seed")["var_E_test/obs"])}]
     for (generator, sampler), group in runs.groupby(["generator", "sampler"], dropna=False,
                                                     sort=False):
-        name = generator if pd.isna(sampler) or sampler == "ancestral" else f"{generator} ({sampler})"
+        plain = pd.isna(sampler) or sampler == "ancestral"
+        name = generator if plain else f"{generator} ({sampler})"
         for condition in ("aug", "aug_obs"):
             row = {"generator": name, "condition": condition, "seeds": str(len(group)),
                    "mse_J": mean_sem(group[f"mse_J/{condition}"]),

@@ -60,3 +60,38 @@ def test_imputation_is_off_for_synthetic_data_unless_asked(tmp_path):
     assert "impute_acc/obs" in run(cfg, tmp_path)["metrics"]
     with pytest.raises(ConfigError, match=r"imputation\.enabled must be auto, true or false"):
         run(compose_config([*out, "imputation.enabled=sometimes"]), tmp_path)
+
+
+def test_generator_run_resumed_from_a_checkpoint_continues_exactly(tmp_path):
+    """20 steps in one go == 10 steps, then resume_from the last checkpoint up to 20 (in another
+    folder), with the energy-variance choice made across both parts."""
+    base = [*SMALL, "generator=vae", "M_plus=500", "callbacks=select_by_energy_variance",
+            "callbacks.energy_variance.eval_every=5", "callbacks.energy_variance.eval_samples=200"]
+
+    def go(name: str, *extra: str) -> dict:
+        cfg = compose_config([*base, f"paths.output_dir={tmp_path / name}", *extra])
+        return run(cfg, tmp_path / name)
+
+    whole = go("whole", "trainer.max_steps=20")
+    go("first", "trainer.max_steps=10")
+    resumed = go("resumed", "trainer.max_steps=20",
+                 f"resume_from={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}")
+    for key in ("mse_J/aug", "mse_J/aug_obs", "gen/aai", "gen/var_E_obs"):
+        assert resumed["metrics"][key] == whole["metrics"][key], key
+    curve = resumed["diagnostics"]["energy_variance"]
+    assert [p["step"] for p in curve["curve"]] == [5, 10, 15, 20]
+    assert curve["selected_step"] == whole["diagnostics"]["energy_variance"]["selected_step"]
+    assert (tmp_path / "whole" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_generator_needs_M_plus_and_known_conditions(tmp_path):
+    with pytest.raises(ConfigError, match="M_plus must be >= 1 with generator=bootstrap"):
+        run(compose_config([*SMALL, "generator=bootstrap"]), tmp_path)
+    with pytest.raises(ConfigError, match="augment.conditions must be"):
+        run(compose_config([*SMALL, "generator=bootstrap", "M_plus=10",
+                            "augment.conditions=[aug,both]"]), tmp_path)
+    with pytest.raises(ConfigError, match="generator=oracle needs the true parameters"):
+        run(compose_config(["dataset=neural", "dataset.n=6", "dataset.M=200", "device=cpu",
+                            "generator=oracle", "M_plus=10", "imputation.k=2",
+                            f"paths.output_dir={tmp_path}"]), tmp_path)
+    assert not list(tmp_path.glob("**/results.json"))

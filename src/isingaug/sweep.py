@@ -31,8 +31,8 @@ def job_folder_name(override_dirname: str) -> str:
     its finished jobs. Names longer than 120 characters are cut and given a hash of the full text.
     """
     name = _UNSAFE.sub("-", override_dirname).strip("-") or "default"
-    if len(name) > 120:
-        name = f"{name[:110]}-{derived_seed(0, override_dirname) % 16**8:08x}"
+    if len(name) > 200:
+        name = f"{name[:190]}-{derived_seed(0, override_dirname) % 16**8:08x}"
     return name
 
 

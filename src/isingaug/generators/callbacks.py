@@ -89,16 +89,18 @@ class EnergyVarianceMonitor(pl.Callback):
         self.curve: list[dict[str, Any]] = []
         self.selected_step: int | None = None
         self._best_gap = float("inf")
+        self._best_path: str | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint, so a resumed run continues the same curve and selection."""
         return {"curve": self.curve, "selected_step": self.selected_step,
-                "best_gap": self._best_gap}
+                "best_gap": self._best_gap, "best_path": self._best_path}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.curve = list(state_dict["curve"])
         self.selected_step = state_dict["selected_step"]
         self._best_gap = float(state_dict["best_gap"])
+        self._best_path = state_dict.get("best_path")
 
     @property
     def enabled(self) -> bool:
@@ -140,7 +142,8 @@ class EnergyVarianceMonitor(pl.Callback):
         if self.select == "energy_variance" and gap < self._best_gap:
             self._best_gap = gap
             self.selected_step = step
-            trainer.save_checkpoint(self.best_checkpoint_path())
+            self._best_path = str(self.best_checkpoint_path())
+            trainer.save_checkpoint(self._best_path)
         return point
 
     def best_checkpoint_path(self) -> Path:
@@ -150,12 +153,16 @@ class EnergyVarianceMonitor(pl.Callback):
         return self.checkpoint_dir / BEST_CHECKPOINT
 
     def restore_selected(self, pl_module: pl.LightningModule) -> None:
-        """Load the selected checkpoint's weights into the module (nothing to do for `last`)."""
-        if self.select == "last" or self.selected_step is None:
+        """Load the selected checkpoint's weights into the module (nothing to do for `last`).
+
+        The path is the one saved when the step was chosen, so a run resumed in another folder
+        (e.g. to solve again with another solver) still finds it.
+        """
+        if self.select == "last" or self._best_path is None:
             if self.curve:
                 self.selected_step = int(self.curve[-1]["step"])
             return
-        state = torch.load(self.best_checkpoint_path(), map_location=pl_module.device,
+        state = torch.load(self._best_path, map_location=pl_module.device,
                            weights_only=False)["state_dict"]
         pl_module.load_state_dict(state)
         log.info("energy-variance criterion: using the step-%d checkpoint", self.selected_step)

@@ -104,22 +104,21 @@ def run_generator(cfg: DictConfig, generator: Any, dataset: Dataset, params_obs:
     """Fit the generator on the observed patterns, then draw M_plus patterns and score them."""
     result = Augmentation(samples=torch.empty(0))
     fit_start = time.perf_counter()
-    monitor = None
     if generator.trainable:
         monitor = build(cfg.callbacks.energy_variance, "callbacks.energy_variance")
         monitor.bind(EnergyReference(dataset.train, dataset.test, params_obs, dataset.truth))
         trainer = make_trainer(cfg, monitor, loggers)
         generator.fit(dataset.train, trainer, ckpt_path=cfg.get("resume_from"))
+        trained_here = int(trainer.global_step) - generator.first_step
+        # NaN when a resumed run had nothing left to train: no speed was measured.
+        result.metrics["gen/steps_per_second"] = (
+            trained_here / (time.perf_counter() - fit_start) if trained_here else float("nan"))
+        result.metrics["gen/steps"] = float(trainer.global_step)
         monitor.restore_selected(generator)
-        steps = int(trainer.global_step)
         result.diagnostics["energy_variance"] = monitor.summary()
-        result.metrics["gen/steps"] = float(steps)
     else:
         generator.fit(dataset.train, None, truth=dataset.truth)
     result.seconds["generator_fit"] = time.perf_counter() - fit_start
-    if generator.trainable:
-        result.metrics["gen/steps_per_second"] = (result.metrics["gen/steps"]
-                                                  / max(result.seconds["generator_fit"], 1e-9))
 
     sample_start = time.perf_counter()
     result.samples = generator.sample(M_plus, stream(int(cfg.seed), "generate"))

@@ -52,6 +52,7 @@ class LearnedGenerator(pl.LightningModule, ABC):
         self.seed = int(seed)
         self.sample_device = resolve_device(device)
         self.n = 0
+        self.first_step = 0
         self.register_buffer("train_data", torch.empty(0, 0), persistent=False)
 
     @abstractmethod
@@ -76,6 +77,11 @@ class LearnedGenerator(pl.LightningModule, ABC):
         trainer.fit(self, train_dataloaders=DataLoader(_StepTicks(), batch_size=None),
                     ckpt_path=ckpt_path)
         self.to(self.sample_device)
+
+    def on_train_start(self) -> None:
+        """Remember the step this process starts training at (after a checkpoint is restored),
+        so speeds count only the steps trained here."""
+        self.first_step = int(self.global_step)
 
     def step_generator(self, purpose: str) -> torch.Generator:
         """The random stream of this training step for one purpose (e.g. 'batch', 'noise')."""

@@ -87,7 +87,7 @@ def test_generator_run_resumed_from_a_checkpoint_continues_exactly(tmp_path):
 def test_generator_needs_M_plus_and_known_conditions(tmp_path):
     with pytest.raises(ConfigError, match="M_plus must be >= 1 with generator=bootstrap"):
         run(compose_config([*SMALL, "generator=bootstrap"]), tmp_path)
-    with pytest.raises(ConfigError, match="augment.conditions must be"):
+    with pytest.raises(ConfigError, match=r"augment\.conditions must be"):
         run(compose_config([*SMALL, "generator=bootstrap", "M_plus=10",
                             "augment.conditions=[aug,both]"]), tmp_path)
     with pytest.raises(ConfigError, match="generator=oracle needs the true parameters"):

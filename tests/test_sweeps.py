@@ -93,6 +93,9 @@ def test_report_builds_from_the_sweep(smoke_sweep, tmp_path):
     page = (tmp_path / "report" / "index.html").read_text()
     assert all(f"figures/{f.name}" in page for f in figures)
     assert (tmp_path / "report" / "runs.csv").read_text().count("\n") == 3
+    # per-run folders (checkpoint dirs) are not settings: one summary row per design and metric
+    summary = (tmp_path / "report" / "summary.csv").read_text()
+    assert "dirpath" not in summary.splitlines()[0]
 
 
 def test_joblib_launcher_shares_one_cache_and_isolates_a_failing_job(tmp_path):

@@ -255,7 +255,8 @@ def _runs_table(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
     varying_config = [c for c in config_columns if is_varying(frame[c])]
     keep_config = [c for c in config_columns
                    if c.removeprefix("config.") in SELECTED_CONFIG or c in varying_config]
-    config_params = [c for c in varying_config if _is_config_param(c.removeprefix("config."))]
+    config_params = [c for c in varying_config if _is_config_param(c.removeprefix("config."))
+                     and not _inside_run_dirs(frame, c)]
 
     present_run = [k for k in dict.fromkeys([*run_keys, *CONFIG_FALLBACK, "generator",
                                              "max_steps"]) if k in frame]
@@ -278,6 +279,16 @@ def _is_config_param(key: str) -> bool:
     last = key.rsplit(".", 1)[-1]
     return (key not in MIRRORED_CONFIG and not key.startswith(IGNORED_CONFIG_PREFIXES)
             and not last.endswith(IGNORED_CONFIG_SUFFIXES))
+
+
+def _inside_run_dirs(frame: pd.DataFrame, column: str) -> bool:
+    """A config value that names a place inside each run's own folder (a checkpoint folder, a
+    log file) differs between runs without being a setting."""
+    values = frame[column]
+    if "run_dir" not in frame or not all(isinstance(v, str) for v in values):
+        return False
+    return all(str(value).startswith(str(run_dir))
+               for value, run_dir in zip(values, frame["run_dir"], strict=True))
 
 
 def _metric_sort_key(key: str) -> tuple[int, str, int]:

@@ -96,6 +96,8 @@ def test_report_builds_from_the_sweep(smoke_sweep, tmp_path):
     # per-run folders (checkpoint dirs) are not settings: one summary row per design and metric
     summary = (tmp_path / "report" / "summary.csv").read_text()
     assert "dirpath" not in summary.splitlines()[0]
+    # `design` names an (n, M, M_plus) point, so it does not split lines either
+    assert "config.design" not in summary.splitlines()[0]
 
 
 def test_joblib_launcher_shares_one_cache_and_isolates_a_failing_job(tmp_path):

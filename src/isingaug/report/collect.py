@@ -263,7 +263,9 @@ def _runs_table(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
     ordered_run = ([k for k in RUN_ORDER if k in present_run]
                    + sorted(k for k in present_run if k not in RUN_ORDER and k not in SEED_COLUMNS)
                    + [k for k in SEED_COLUMNS if k in present_run])
-    params = [k for k in ordered_run if k not in SEED_COLUMNS] + config_params
+    run_params = [k for k in ordered_run if k not in SEED_COLUMNS]
+    config_params = [c for c in config_params if not _determined_by(frame, run_params, c)]
+    params = run_params + config_params
     metrics = sorted(metric_columns(frame), key=_metric_sort_key)
     other = sorted(c for c in frame.columns if c.startswith(("seconds.", "ev.")))
     columns = ["run_dir", *ordered_run, *metrics, *other, "params_file",
@@ -279,6 +281,15 @@ def _is_config_param(key: str) -> bool:
     last = key.rsplit(".", 1)[-1]
     return (key not in MIRRORED_CONFIG and not key.startswith(IGNORED_CONFIG_PREFIXES)
             and not last.endswith(IGNORED_CONFIG_SUFFIXES))
+
+
+def _determined_by(frame: pd.DataFrame, keys: list[str], column: str) -> bool:
+    """Whether `column` is a function of the `keys` columns (e.g. the sizes study's `design`,
+    which names an (n, M, M_plus) point): then it would only split lines that belong together."""
+    if not keys:
+        return False
+    distinct = frame[[*keys, column]].astype(str).drop_duplicates()
+    return not distinct.duplicated(subset=keys).any()
 
 
 def _inside_run_dirs(frame: pd.DataFrame, column: str) -> bool:

@@ -64,7 +64,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     (output_dir / ERROR_FILE).unlink(missing_ok=True)
     try:
         set_threads(cfg.get("threads", "auto"), hydra_cfg)
-        run(cfg, output_dir, wandb_group=_wandb_group(cfg, hydra_cfg, multirun))
+        run(cfg, output_dir)
     except IsingaugError as err:
         record_error(output_dir, err, overrides)
         log.error("%s", err)
@@ -95,12 +95,6 @@ def set_threads(threads: Any, hydra_cfg: Any) -> None:
     if not is_int(threads) or int(threads) < 1:
         raise ConfigError(f"threads must be auto or an integer >= 1; got {threads!r}")
     torch.set_num_threads(int(threads))
-
-
-def _wandb_group(cfg: DictConfig, hydra_cfg: Any, multirun: bool) -> str:
-    """Runs of one sweep share a wandb group: task name and sweep folder; single runs the task."""
-    task = str(cfg.get("task_name", "isingaug"))
-    return f"{task}/{Path(hydra_cfg.sweep.dir).name}" if multirun else task
 
 
 def main() -> None:

@@ -51,10 +51,11 @@ def imputation_settings(node: DictConfig, dataset: Dataset) -> ImputationSetting
     return ImputationSettings(**options) if enabled else None
 
 
-def run(cfg: DictConfig, output_dir: Path, wandb_group: str | None = None) -> dict[str, Any]:
+def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Execute one configured run and write params.npz, then results.json (last, atomically).
 
-    `wandb_group` groups the runs of one sweep (default: task_name).
+    wandb groups runs by task_name, which is also the sweep folder's name (experiments set it to
+    the study), so the runs of one sweep share a group.
     """
     started = time.perf_counter()
     if cfg.seed is None or int(cfg.seed) < 0:
@@ -74,7 +75,7 @@ def run(cfg: DictConfig, output_dir: Path, wandb_group: str | None = None) -> di
     summary = _run_summary(cfg, dataset, generator, solver, M_plus)
     loggers = make_loggers(cfg.get("logger"), f"{summary['generator']}-{summary['solver']}-"
                            + "-".join(f"{k}{summary[k]}" for k in ("n", "M", "M_plus", "seed")),
-                           group=wandb_group or str(cfg.get("task_name", "isingaug")),
+                           group=str(cfg.get("task_name", "isingaug")),
                            job_type=summary["generator"])
 
     metrics: dict[str, float] = {}

@@ -23,7 +23,7 @@ from isingaug.report.plots import (
     auto_log_y,
     draw_bars,
     draw_lines,
-    figure_legend,
+    finish,
     panels,
     value_ticks,
 )
@@ -146,9 +146,7 @@ def _mse_vs(data: ReportData, x: str, name: str, title: str, caption: str) -> Fi
             ax.set_xlabel(AXIS_LABELS.get(x, x))
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
             ax.grid(alpha=0.3, which="both")
-        fig.suptitle(f"{title} (mean ± sem over seeds)")
-        figure_legend(fig, axes)
-        return fig
+        return finish(fig, axes, f"{title} (mean ± sem over seeds)")
 
     return FigurePlan(name, title, caption, draw)
 
@@ -231,9 +229,8 @@ def _energy_variance(data: ReportData) -> FigurePlan | None:
         fig, axes = panels(len(values))
         for ax, value in zip(axes, values, strict=True):
             _draw_curves(ax, groups, value)
-        fig.suptitle("Energy variance of generated patterns during training (mean ± sem)")
-        figure_legend(fig, axes)
-        return fig
+        return finish(fig, axes,
+                      "Energy variance of generated patterns during training (mean ± sem)")
 
     return FigurePlan("energy_variance.png", "Energy variance vs training steps",
                       "Var[E] of generated patterns during training, energies under the parameters "
@@ -306,10 +303,8 @@ def _generators(data: ReportData) -> FigurePlan | None:
             ax.set_ylabel(METRIC_LABELS.get(bars.metric, bars.metric))
             auto_log_y(ax, bars.mean.to_numpy(float).ravel(), span=100)
             ax.grid(alpha=0.3, axis="y")
-        fig.suptitle(f"Generators compared ({main.fixed}; mean ± sem over seeds)"
-                     if main.fixed else "Generators compared (mean ± sem over seeds)")
-        figure_legend(fig, axes)
-        return fig
+        return finish(fig, axes, f"Generators compared ({main.fixed}; mean ± sem over seeds)"
+                      if main.fixed else "Generators compared (mean ± sem over seeds)")
 
     return FigurePlan("generators.png", "Generators compared",
                       "Coupling MSE per generator and condition (and the generators' adversarial "
@@ -356,9 +351,7 @@ def _imputation(data: ReportData) -> FigurePlan | None:
                 ax.set_xlabel(AXIS_LABELS["M"])
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
             ax.grid(alpha=0.3, which="both")
-        fig.suptitle(f"{title} (mean ± sem over seeds)")
-        figure_legend(fig, axes)
-        return fig
+        return finish(fig, axes, f"{title} (mean ± sem over seeds)")
 
     return FigurePlan(name, title, caption, draw)
 

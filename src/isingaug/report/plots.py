@@ -129,6 +129,13 @@ def auto_log_x(ax: Axes, values: Sequence[float] | np.ndarray, span: float = 20.
         ax.set_xscale("log")
 
 
+def finish(fig: Figure, axes: Sequence[Axes], title: str) -> Figure:
+    """The figure's title and its one shared legend: the last step of every multi-panel draw."""
+    fig.suptitle(title)
+    figure_legend(fig, axes)
+    return fig
+
+
 def figure_legend(fig: Figure, axes: Sequence[Axes]) -> None:
     """One legend for the whole figure, outside the axes on the right, each label once."""
     seen: dict[str, object] = {}

@@ -26,8 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from isingaug.config import CONFIG_DIR
 from isingaug.errors import ConfigError, IsingaugError, is_int
 from isingaug.io import json_text, write_json_atomic
-from isingaug.pipeline import RESULTS_FILE, run
-from isingaug.sweep import ERROR_FILE
+from isingaug.pipeline import run
+from isingaug.run_files import ERROR_FILE, RESULTS_FILE
 
 log = logging.getLogger("isingaug")
 

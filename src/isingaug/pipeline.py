@@ -28,12 +28,10 @@ from isingaug.metrics.imputation import (
     imputation_baselines,
     imputation_metrics,
 )
+from isingaug.run_files import PARAMS_FILE, RESULTS_FILE, SAMPLES_FILE
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.json"
-PARAMS_FILE = "params.npz"
-SAMPLES_FILE = "samples/generated.npz"
 
 
 def imputation_settings(node: DictConfig, dataset: Dataset) -> ImputationSettings | None:

@@ -15,11 +15,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from isingaug.io import write_json_atomic
+from isingaug.run_files import ERROR_FILE, RESULTS_FILE
 from isingaug.seeding import derived_seed
 
 log = logging.getLogger("isingaug")
 
-ERROR_FILE = "error.json"
 SUMMARY_FILE = "sweep_summary.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,+-]+")
 
@@ -53,7 +53,7 @@ def job_outcomes(sweep_dir: Path, since: float = 0.0) -> list[dict[str, Any]]:
             continue
         overrides = (list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else [])
         entry: dict[str, Any] = {"dir": job_dir.name, "overrides": overrides}
-        if (job_dir / "results.json").is_file():
+        if (job_dir / RESULTS_FILE).is_file():
             entry["status"] = "finished"
         elif (job_dir / ERROR_FILE).is_file():
             error = json.loads((job_dir / ERROR_FILE).read_text())

@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from isingaug.errors import ConfigError, is_int
 from isingaug.ising import IsingParams
 
 
@@ -32,3 +33,9 @@ class Generator(Protocol):
 
     def sample(self, num: int, generator: torch.Generator | None = None) -> Tensor:
         """Return `num` patterns (num, n) of +-1 on the CPU, generated in memory-bounded batches."""
+
+
+def check_sample_count(num: object) -> None:
+    """The one check of a requested number of generated patterns, shared by every generator."""
+    if not is_int(num) or int(num) < 0:
+        raise ConfigError(f"number of generated patterns must be an integer >= 0; got {num!r}")

@@ -13,21 +13,18 @@ import torch
 from torch import Tensor
 
 from isingaug.device import resolve_device
-from isingaug.errors import ConfigError, is_int
+from isingaug.errors import ConfigError
+from isingaug.generators.base import check_sample_count
 from isingaug.ising import IsingParams
 from isingaug.sampling import draw_samples, resolve_sampler
 
 
 class _Untrained:
-    """Shared shape of the baselines: no Trainer, remembered data, count checks."""
+    """Shared shape of the baselines: nothing to train, so no Trainer."""
 
     name = ""
     produces_samples = True
     trainable = False
-
-    def _check_num(self, num: int) -> None:
-        if not is_int(num) or num < 0:
-            raise ConfigError(f"number of generated patterns must be an integer >= 0; got {num!r}")
 
 
 class NoGenerator(_Untrained):
@@ -57,7 +54,7 @@ class Bootstrap(_Untrained):
         self._train = train.detach().float().cpu()
 
     def sample(self, num: int, generator: torch.Generator | None = None) -> Tensor:
-        self._check_num(num)
+        check_sample_count(num)
         if self._train is None:
             raise ConfigError("generator=bootstrap must be fitted before it can sample")
         rows = torch.randint(self._train.shape[0], (num,), generator=generator)
@@ -88,7 +85,7 @@ class Oracle(_Untrained):
         self._truth = truth
 
     def sample(self, num: int, generator: torch.Generator | None = None) -> Tensor:
-        self._check_num(num)
+        check_sample_count(num)
         if self._truth is None:
             raise ConfigError("generator=oracle must be fitted before it can sample")
         if num == 0:

@@ -79,6 +79,9 @@ class EnergyVarianceMonitor(pl.Callback):
         if select == "energy_variance" and eval_every is None:
             raise ConfigError("callbacks.energy_variance.select=energy_variance needs the curve: "
                               "set callbacks.energy_variance.eval_every to an integer >= 1")
+        if select == "energy_variance" and not checkpoint_dir:
+            raise ConfigError("callbacks.energy_variance.checkpoint_dir is required for "
+                              "select=energy_variance (the chosen checkpoint is kept there)")
         self.eval_every = None if eval_every is None else int(eval_every)
         self.eval_samples = int(eval_samples)
         self.select = select
@@ -142,15 +145,9 @@ class EnergyVarianceMonitor(pl.Callback):
         if self.select == "energy_variance" and gap < self._best_gap:
             self._best_gap = gap
             self.selected_step = step
-            self._best_path = str(self.best_checkpoint_path())
+            self._best_path = str(self.checkpoint_dir / BEST_CHECKPOINT)
             trainer.save_checkpoint(self._best_path)
         return point
-
-    def best_checkpoint_path(self) -> Path:
-        if self.checkpoint_dir is None:
-            raise ConfigError("callbacks.energy_variance.checkpoint_dir is required for "
-                              "select=energy_variance")
-        return self.checkpoint_dir / BEST_CHECKPOINT
 
     def restore_selected(self, pl_module: pl.LightningModule) -> None:
         """Load the selected checkpoint's weights into the module (nothing to do for `last`).

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from isingaug.device import resolve_device
 from isingaug.errors import ConfigError, is_int
+from isingaug.generators.base import check_sample_count
 from isingaug.ising import IsingParams
 from isingaug.seeding import derived_seed, stream
 
@@ -96,8 +97,7 @@ class LearnedGenerator(pl.LightningModule, ABC):
     @torch.no_grad()
     def sample(self, num: int, generator: torch.Generator | None = None) -> Tensor:
         """`num` +-1 patterns (on the CPU) in batches of at most sample_batch_size."""
-        if not is_int(num) or num < 0:
-            raise ConfigError(f"number of generated patterns must be an integer >= 0; got {num!r}")
+        check_sample_count(num)
         if self.n == 0:
             raise ConfigError(f"generator={self.name} must be fitted before it can sample")
         seed = (int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None

@@ -19,12 +19,10 @@ import numpy as np
 import pandas as pd
 
 from isingaug.errors import DataError
+from isingaug.run_files import ERROR_FILE, PARAMS_FILE, RESULTS_FILE
 
 Progress = Callable[[str], None]
 
-RESULTS_FILE = "results.json"
-ERROR_FILE = "error.json"
-PARAMS_FILE = "params.npz"
 # Folders inside a run that never hold runs of their own; skipping them keeps the walk fast.
 SKIP_DIRS = frozenset({".hydra", "wandb", "checkpoints", "samples", "csv", "__pycache__"})
 # Generators with nothing to train: trainer.max_steps means nothing for them.

@@ -41,3 +41,15 @@ def brute_force(params: IsingParams):
     log_z = torch.logsumexp(log_w, 0)
     p = torch.exp(log_w - log_z)
     return log_z, p @ states, states.T @ (p[:, None] * states)
+
+
+def fit_context(train: torch.Tensor, trainer=None, *, truth: IsingParams | None = None,
+                test: torch.Tensor | None = None, params_obs: IsingParams | None = None,
+                resume_from: str | None = None, seed: int = 0):
+    """A generator's FitContext for unit tests: `trainer` (a ready Trainer) for learned ones."""
+    from isingaug.generators.base import FitContext
+    from isingaug.training import TrainingSession
+
+    training = None if trainer is None else TrainingSession(lambda: trainer, resume_from)
+    return FitContext(train=train, test=test, truth=truth, params_obs=params_obs, solver=None,
+                      seed=seed, training=training)

@@ -6,7 +6,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from conftest import brute_force
+from conftest import fit_context, brute_force
 from isingaug.augment import augmented_conditions
 from isingaug.data.sk import sk_truth
 from isingaug.errors import ConfigError
@@ -19,7 +19,7 @@ from isingaug.sampling import exact_sample
 def test_bootstrap_only_resamples_observed_patterns():
     train = exact_sample(sk_truth(7, 1.0, 1.0, 0), 50, torch.Generator().manual_seed(1)).float()
     gen = Bootstrap()
-    gen.fit(train)
+    gen.fit(fit_context(train))
     out = gen.sample(400, torch.Generator().manual_seed(2))
     assert out.shape == (400, 7)
     assert (out[:, None, :] == train[None]).all(-1).any(-1).all()
@@ -30,7 +30,7 @@ def test_bootstrap_only_resamples_observed_patterns():
 def test_oracle_samples_match_exact_marginals():
     truth = sk_truth(8, 1.0, 1.0, 3)
     gen = Oracle(sampler={"kind": "exact"}, device="cpu")
-    gen.fit(torch.ones(5, 8), truth=truth)
+    gen.fit(fit_context(torch.ones(5, 8), truth=truth))
     samples = gen.sample(40000, torch.Generator().manual_seed(0)).double()
     _, mean, second = brute_force(truth)
     assert samples.shape == (40000, 8) and set(samples.unique().tolist()) == {-1.0, 1.0}
@@ -42,7 +42,7 @@ def test_oracle_by_mcmc_matches_exact_marginals():
     truth = sk_truth(8, 1.0, 1.0, 4)
     gen = Oracle(sampler={"kind": "mcmc", "chains": 500, "burn_in": 200, "thin": 4},
                  device="cpu")
-    gen.fit(torch.ones(5, 8), truth=truth)
+    gen.fit(fit_context(torch.ones(5, 8), truth=truth))
     samples = gen.sample(20000, torch.Generator().manual_seed(0)).double()
     _, mean, _ = brute_force(truth)
     assert torch.allclose(samples.mean(0), mean, atol=0.03)
@@ -51,7 +51,7 @@ def test_oracle_by_mcmc_matches_exact_marginals():
 
 def test_oracle_needs_a_truth_and_none_produces_nothing():
     with pytest.raises(ConfigError, match="generator=oracle needs the true parameters"):
-        Oracle().fit(torch.ones(5, 8), truth=None)
+        Oracle().fit(fit_context(torch.ones(5, 8), truth=None))
     with pytest.raises(ConfigError, match="generator=none produces no samples"):
         NoGenerator().sample(3)
 

@@ -17,6 +17,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from conftest import fit_context
 from isingaug.config import CONFIG_DIR
 from isingaug.data.sk import sk_truth
 from isingaug.errors import ConfigError
@@ -208,7 +209,7 @@ CONFIGS = {
 def fitted(name: str, train: torch.Tensor, steps: int, **overrides) -> Rbm:
     cls, kwargs = CONFIGS[name]
     gen = cls(**{**kwargs, **overrides})
-    gen.fit(train, make_trainer(steps))
+    gen.fit(fit_context(train, make_trainer(steps)))
     return gen
 
 
@@ -254,11 +255,11 @@ def test_resume_from_checkpoint_is_exact(name: str, train: torch.Tensor, tmp_pat
     straight = fitted(name, train, 6)
     cls, kwargs = CONFIGS[name]
     first, trainer = cls(**kwargs), make_trainer(3)
-    first.fit(train, trainer)
+    first.fit(fit_context(train, trainer))
     path = str(tmp_path / "half.ckpt")
     trainer.save_checkpoint(path)
     resumed = cls(**kwargs)
-    resumed.fit(train, make_trainer(6), ckpt_path=path)
+    resumed.fit(fit_context(train, make_trainer(6), resume_from=path))
     state, expected = resumed.state_dict(), straight.state_dict()
     assert state.keys() == expected.keys()
     for key, value in expected.items():
@@ -304,7 +305,7 @@ def test_ff_generation_length_other_than_k_warns(train: torch.Tensor,
         assert FFRbm(k=4, gibbs_steps=4, device="cpu").gibbs_steps == 4
     with pytest.warns(UserWarning, match="k-step protocol"):
         gen = FFRbm(**{**CONFIGS["ff"][1], "gibbs_steps": 7})
-    gen.fit(train, make_trainer(1))
+    gen.fit(fit_context(train, make_trainer(1)))
     record = Recorder(monkeypatch)
     gen.sample(5)
     assert [(run["k"], run["sweeps"]) for run in record.runs] == [(7, 7)]
@@ -367,9 +368,9 @@ def test_learns_a_biased_correlated_distribution(cls: type) -> None:
     model = cls(hidden=N_HID, lr=0.1, k=10, batch_size=64, visible_bias_init="zero",
                 weight_init_std=0.1, seed=0, device="cpu",
                 **({"gibbs_steps": 200} if cls is Rbm else {}))
-    model.fit(data, make_trainer(1))
+    model.fit(fit_context(data, make_trainer(1)))
     before = model.sample(4000, torch.Generator().manual_seed(0))
-    model.fit(data, make_trainer(400))
+    model.fit(fit_context(data, make_trainer(400)))
     after = model.sample(4000, torch.Generator().manual_seed(0))
     assert float((before.mean(0) - m_data).abs().min()) > 0.3
     assert float((after.mean(0) - m_data).abs().max()) < 0.1

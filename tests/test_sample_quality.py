@@ -121,7 +121,7 @@ def test_sampled_triplets_are_the_scored_ones():
     data = np.where(rng.random((300, n)) < 0.7, 1.0, -1.0)
     gen = np.where(rng.random((500, n)) < 0.5, 1.0, -1.0)
     q = sample_quality(torch.tensor(gen), torch.tensor(data),
-                       generator=torch.Generator().manual_seed(5), max_triplets=40)
+                       rng=torch.Generator().manual_seed(5), max_triplets=40)
     triplets = samples._triplets(n, 40, torch.Generator().manual_seed(5))  # drawn first
     assert triplets.shape == (40, 3)
 
@@ -150,12 +150,12 @@ def test_chunking_and_dtype_do_not_change_scores(monkeypatch):
     params = sk_truth(n=10, g=1, g_h=1, data_seed=1)
     gen = torch.Generator().manual_seed(2)
     a, b = exact_sample(params, 1001, gen), exact_sample(params, 131, gen)
-    ref = sample_quality(a, b, generator=torch.Generator().manual_seed(0))
+    ref = sample_quality(a, b, rng=torch.Generator().manual_seed(0))
     same = sample_quality(a.to(torch.int8), b.to(torch.float32),
-                          generator=torch.Generator().manual_seed(0))
+                          rng=torch.Generator().manual_seed(0))
     monkeypatch.setattr(samples, "CHUNK_ELEMENTS", 2000)  # several chunks everywhere
     monkeypatch.setattr(samples, "_XOR_CHUNK_WORDS", 3)
-    chunked = sample_quality(a, b, generator=torch.Generator().manual_seed(0))
+    chunked = sample_quality(a, b, rng=torch.Generator().manual_seed(0))
     for key in QUALITY_KEYS:
         assert math.isclose(same[key], ref[key], rel_tol=1e-12, abs_tol=1e-15), key
         assert math.isclose(chunked[key], ref[key], rel_tol=1e-12, abs_tol=1e-15), key
@@ -167,7 +167,7 @@ def test_chunking_and_dtype_do_not_change_scores(monkeypatch):
 
 def test_same_model_scores_near_zero_and_wrong_model_far(sk8):
     generated, data, magnetisations = sk8
-    same = sample_quality(generated, data, generator=torch.Generator().manual_seed(0))
+    same = sample_quality(generated, data, rng=torch.Generator().manual_seed(0))
     for key in ("mag_err", "corr_err", "conn_corr_err", "three_point_err"):
         assert same[key] < 2e-3, (key, same[key])
     assert same["spectrum_err"] < 0.05
@@ -175,7 +175,7 @@ def test_same_model_scores_near_zero_and_wrong_model_far(sk8):
 
     # independent spins with the right magnetisations: first moments fine, the rest wrong
     wrong = sample_quality(independent_spins(20000, magnetisations, seed=1), data,
-                           generator=torch.Generator().manual_seed(0))
+                           rng=torch.Generator().manual_seed(0))
     assert wrong["mag_err"] < 2e-3
     assert wrong["conn_corr_err"] > 0.05 > 20 * same["conn_corr_err"]
     assert wrong["corr_err"] > 0.05

@@ -27,7 +27,7 @@ from isingaug.config import CONFIG_DIR
 from isingaug.errors import ConfigError, IsingaugError, is_int
 from isingaug.io import json_text, write_json_atomic
 from isingaug.pipeline import run
-from isingaug.run_files import ERROR_FILE, RESULTS_FILE
+from isingaug.results import ERROR_FILE, RESULTS_FILE
 
 log = logging.getLogger("isingaug")
 

@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from isingaug import results as res
 from isingaug.augment import augmented_conditions, check_augmentation, run_generator
 from isingaug.config import build
 from isingaug.data.base import Dataset
@@ -28,7 +29,6 @@ from isingaug.metrics.imputation import (
     imputation_baselines,
     imputation_metrics,
 )
-from isingaug.run_files import PARAMS_FILE, RESULTS_FILE, SAMPLES_FILE
 
 log = logging.getLogger(__name__)
 
@@ -87,26 +87,27 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     def solve(condition: str, spins: torch.Tensor, weights: torch.Tensor | None = None):
         params = solver.fit(spins, weights)
         diagnostics[f"solver/{condition}"] = dict(solver.diagnostics)
-        metrics[f"solver_seconds/{condition}"] = float(solver.diagnostics["seconds"])
         scores = evaluate(params, dataset, int(cfg.metrics.exact_loglik_max_n))
+        scores[res.SOLVER_SECONDS] = float(solver.diagnostics["seconds"])
         if imputation is not None:
             scores.update(imputation_metrics(params, dataset, imputation))
-        metrics.update({f"{key}/{condition}": value for key, value in scores.items()})
+        metrics.update(res.with_condition(scores, condition))
         arrays.update({f"{k}_{condition}": v for k, v in params.to_numpy().items()})
         log.info("%s: %s", condition, _summary(metrics, condition))
         return params
 
-    params_obs = solve("obs", dataset.train)
+    params_obs = solve(res.OBS, dataset.train)
     step = 0
     try:
         if augmented:
-            augmentation = run_generator(cfg, generator, dataset, params_obs, M_plus, loggers)
+            augmentation = run_generator(cfg, generator, dataset, params_obs, solver, M_plus,
+                                         loggers)
             metrics.update(augmentation.metrics)
             diagnostics.update(augmentation.diagnostics)
             seconds.update(augmentation.seconds)
-            step = int(augmentation.metrics.get("gen/steps", 0))
+            step = int(augmentation.metrics.get(res.GEN_STEPS, 0))
             if cfg.save_samples:
-                save_npz_atomic(output_dir / SAMPLES_FILE,
+                save_npz_atomic(output_dir / res.SAMPLES_FILE,
                                 generated=augmentation.samples.to(torch.int8).numpy())
             for condition, data in augmented_conditions(dataset.train, augmentation.samples,
                                                         augmented,
@@ -116,17 +117,19 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         log_run(loggers, cfg, metrics, step)
     finally:
         close_wandb()
-    save_npz_atomic(output_dir / PARAMS_FILE, **arrays)
-    results = {"run": summary, "metrics": metrics, "diagnostics": diagnostics, "seconds": seconds,
-               "config": OmegaConf.to_container(cfg, resolve=True)}
-    write_json_atomic(output_dir / RESULTS_FILE, results)
+    save_npz_atomic(output_dir / res.PARAMS_FILE, **arrays)
+    results: res.Results = {"run": summary, "metrics": metrics, "diagnostics": diagnostics,
+                            "seconds": seconds,
+                            "config": OmegaConf.to_container(cfg, resolve=True)}
+    write_json_atomic(output_dir / res.RESULTS_FILE, results)
     return results
 
 
 def _run_summary(cfg: DictConfig, dataset: Dataset, generator: Any, solver: Any,
-                 M_plus: int) -> dict[str, Any]:
-    """The few facts that identify a run in tables (results.json's `run`)."""
-    summary: dict[str, Any] = {
+                 M_plus: int) -> res.RunSummary:
+    """The few facts that identify a run in tables (results.json's `run`), and what its
+    generator is (the report reads these instead of knowing generator names)."""
+    summary: res.RunSummary = {
         "dataset": dataset.meta.get("dataset", "file"),
         "generator": generator.name,
         "solver": solver.name,
@@ -136,8 +139,11 @@ def _run_summary(cfg: DictConfig, dataset: Dataset, generator: Any, solver: Any,
         "M_test": int(dataset.test.shape[0]) if dataset.test is not None else 0,
         "M_plus": M_plus if generator.produces_samples else 0,
         "seed": int(cfg.seed),
+        "trainable": bool(generator.trainable),
+        "tractable": bool(generator.tractable),
+        "produces_samples": bool(generator.produces_samples),
     }
-    if getattr(generator, "trainable", False):
+    if generator.trainable:
         summary["max_steps"] = int(cfg.trainer.max_steps)
     for key in ("g", "g_h", "data_seed"):
         if key in dataset.meta:
@@ -146,6 +152,7 @@ def _run_summary(cfg: DictConfig, dataset: Dataset, generator: Any, solver: Any,
 
 
 def _summary(metrics: dict[str, float], condition: str) -> str:
-    keys = ("mse_J", "mse_all", "rel_err_J", "test_pseudo_loglik", "impute_acc", "solver_seconds")
-    return ", ".join(f"{k}={metrics[f'{k}/{condition}']:.4g}" for k in keys
-                     if f"{k}/{condition}" in metrics)
+    stems = (res.MSE_J, res.MSE_ALL, res.REL_ERR_J, res.TEST_PSEUDO_LOGLIK, res.IMPUTE_ACC,
+             res.SOLVER_SECONDS)
+    return ", ".join(f"{stem}={metrics[res.key(stem, condition)]:.4g}" for stem in stems
+                     if res.key(stem, condition) in metrics)

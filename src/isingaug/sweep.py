@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from isingaug.io import write_json_atomic
-from isingaug.run_files import ERROR_FILE, RESULTS_FILE
+from isingaug.results import ERROR_FILE, RESULTS_FILE
 from isingaug.seeding import derived_seed
 
 log = logging.getLogger("isingaug")

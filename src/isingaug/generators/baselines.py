@@ -14,7 +14,7 @@ from torch import Tensor
 
 from isingaug.device import resolve_device
 from isingaug.errors import ConfigError
-from isingaug.generators.base import check_sample_count
+from isingaug.generators.base import FitContext, check_sample_count, fitted
 from isingaug.ising import IsingParams
 from isingaug.sampling import draw_samples, resolve_sampler
 
@@ -25,6 +25,7 @@ class _Untrained:
     name = ""
     produces_samples = True
     trainable = False
+    tractable = False
 
 
 class NoGenerator(_Untrained):
@@ -33,11 +34,10 @@ class NoGenerator(_Untrained):
     name = "none"
     produces_samples = False
 
-    def fit(self, train: Tensor, trainer: object | None = None, *,
-            truth: IsingParams | None = None, ckpt_path: str | None = None) -> None:
+    def fit(self, context: FitContext) -> None:
         """Nothing to learn."""
 
-    def sample(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, num: int, rng: torch.Generator | None = None) -> Tensor:
         raise ConfigError("generator=none produces no samples; set M_plus=0 or choose a generator")
 
 
@@ -49,15 +49,13 @@ class Bootstrap(_Untrained):
     def __init__(self) -> None:
         self._train: Tensor | None = None
 
-    def fit(self, train: Tensor, trainer: object | None = None, *,
-            truth: IsingParams | None = None, ckpt_path: str | None = None) -> None:
-        self._train = train.detach().float().cpu()
+    def fit(self, context: FitContext) -> None:
+        self._train = context.train.detach().float().cpu()
 
-    def sample(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, num: int, rng: torch.Generator | None = None) -> Tensor:
         check_sample_count(num)
-        if self._train is None:
-            raise ConfigError("generator=bootstrap must be fitted before it can sample")
-        rows = torch.randint(self._train.shape[0], (num,), generator=generator)
+        fitted(self._train, self.name)
+        rows = torch.randint(self._train.shape[0], (num,), generator=rng)
         return self._train[rows]
 
 
@@ -76,23 +74,21 @@ class Oracle(_Untrained):
         self._truth: IsingParams | None = None
         self.diagnostics: dict[str, Any] = {}
 
-    def fit(self, train: Tensor, trainer: object | None = None, *,
-            truth: IsingParams | None = None, ckpt_path: str | None = None) -> None:
-        if truth is None:
+    def fit(self, context: FitContext) -> None:
+        if context.truth is None:
             raise ConfigError("generator=oracle needs the true parameters, which only dataset=sk "
-                              "(or a dataset=file .npz holding h and J) has; allowed generators "
-                              "here: none, bootstrap, diffusion, vae, rbm, ff_rbm")
-        self._truth = truth
+                              "(or a dataset=file .npz holding h and J) has; choose a generator "
+                              "that learns from the data, or bootstrap")
+        self._truth = context.truth
 
-    def sample(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, num: int, rng: torch.Generator | None = None) -> Tensor:
         check_sample_count(num)
-        if self._truth is None:
-            raise ConfigError("generator=oracle must be fitted before it can sample")
+        fitted(self._truth, self.name)
         if num == 0:
             return torch.empty(0, self._truth.n)
         device = resolve_device(self.device)
         spec = resolve_sampler(self.sampler, self._truth.n, _scale(self._truth), "generator")
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        seed = int(torch.randint(0, 2**62, (1,), generator=rng))
         samples, self.diagnostics = draw_samples(self._truth.to(device), num, spec,
                                                  torch.Generator(device=device).manual_seed(seed))
         return samples.to(device="cpu", dtype=torch.float32)

@@ -64,6 +64,8 @@ class EnergyVarianceMonitor(pl.Callback):
     no memory and survives the process.
     """
 
+    summary_key = "energy_variance"
+
     def __init__(self, eval_every: int | None = None, eval_samples: int = 1000,
                  select: str = "last", checkpoint_dir: str | None = None, seed: int = 0) -> None:
         super().__init__()

@@ -186,8 +186,8 @@ class Diffusion(LearnedGenerator):
         assert self.denoiser is not None
         x0 = self.batch()
         t = torch.randint(self.timesteps, (x0.shape[0],), device=self.device,
-                          generator=self.step_generator("time"))
-        noise = torch.randn(x0.shape, device=self.device, generator=self.step_generator("noise"))
+                          generator=self.step_rng("time"))
+        noise = torch.randn(x0.shape, device=self.device, generator=self.step_rng("noise"))
         loss = functional.mse_loss(self.denoiser(self.q_sample(x0, t, noise), t), noise)
         self.log("train/loss", loss, batch_size=x0.shape[0])
         return loss
@@ -215,10 +215,10 @@ class Diffusion(LearnedGenerator):
             raise RuntimeError("Diffusion.build() has not been called")
         return net
 
-    def reverse(self, num: int, generator: torch.Generator) -> Tensor:
+    def reverse(self, num: int, rng: torch.Generator) -> Tensor:
         """Real-valued end points x_0 (num, n) of the configured reverse process (before sign)."""
         net = self.sampling_network()
-        x = torch.randn(num, self.n, device=self.device, generator=generator)
+        x = torch.randn(num, self.n, device=self.device, generator=rng)
         t_all = torch.empty(num, dtype=torch.long, device=self.device)
         if self.sampler == "ancestral":
             sigmas = (self.betas if self.ancestral_variance == "beta"
@@ -230,7 +230,7 @@ class Diffusion(LearnedGenerator):
                 eps = net(x, t_all.fill_(t))
                 x = (x - betas[t] / math.sqrt(1.0 - alpha_bars[t]) * eps) / math.sqrt(alphas[t])
                 if t > 0:
-                    x = x + sigmas[t] * torch.randn(x.shape, device=x.device, generator=generator)
+                    x = x + sigmas[t] * torch.randn(x.shape, device=x.device, generator=rng)
             return x
         steps = self.ddim_timesteps().tolist()
         alpha_bars = self.alpha_bars.tolist()
@@ -244,14 +244,14 @@ class Diffusion(LearnedGenerator):
                                               * (1.0 - ab_t / ab_prev))
             x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1.0 - ab_prev - sigma**2, 0.0)) * eps
             if sigma > 0:
-                x = x + sigma * torch.randn(x.shape, device=x.device, generator=generator)
+                x = x + sigma * torch.randn(x.shape, device=x.device, generator=rng)
         return x
 
     def ddim_timesteps(self) -> Tensor:
         """The ddim_steps evenly spaced steps T/S - 1, 2T/S - 1, ..., T - 1 (all of them at S=T)."""
         return (torch.arange(1, self.ddim_steps + 1) * self.timesteps) // self.ddim_steps - 1
 
-    def generate(self, num: int, generator: torch.Generator) -> Tensor:
+    def generate(self, num: int, rng: torch.Generator) -> Tensor:
         """Spins from sign() of the reverse process; an exact 0 becomes +1."""
-        x = self.reverse(num, generator)
+        x = self.reverse(num, rng)
         return torch.where(x >= 0, 1.0, -1.0)

@@ -19,8 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from isingaug.device import resolve_device
 from isingaug.errors import ConfigError, is_int
-from isingaug.generators.base import check_sample_count
-from isingaug.ising import IsingParams
+from isingaug.generators.base import FitContext, check_sample_count, fitted
 from isingaug.seeding import derived_seed, stream
 
 
@@ -33,7 +32,7 @@ class _StepTicks(IterableDataset):
 
 class LearnedGenerator(pl.LightningModule, ABC):
     """Base of diffusion, vae, rbm and ff_rbm: subclasses define build(), generate() and the
-    training step; fit() and sample() are the interface of generators/base.py.
+    training step; fit(context) and sample() are the interface of generators/base.py.
 
     The networks are created in fit(), once the number of spins is known from the data.
     """
@@ -41,6 +40,7 @@ class LearnedGenerator(pl.LightningModule, ABC):
     name = ""
     produces_samples = True
     trainable = True
+    tractable = False
 
     def __init__(self, batch_size: int = 256, sample_batch_size: int = 10000, seed: int = 0,
                  device: str = "auto") -> None:
@@ -61,22 +61,24 @@ class LearnedGenerator(pl.LightningModule, ABC):
         """Create the networks and buffers for patterns of n spins."""
 
     @abstractmethod
-    def generate(self, num: int, generator: torch.Generator) -> Tensor:
+    def generate(self, num: int, rng: torch.Generator) -> Tensor:
         """`num` new +-1 patterns on self.device (called under no_grad, in eval mode)."""
 
-    def fit(self, train: Tensor, trainer: object | None = None, *,
-            truth: IsingParams | None = None, ckpt_path: str | None = None) -> None:
-        """Train for trainer.max_steps optimizer steps (continuing from ckpt_path if given)."""
-        if not isinstance(trainer, pl.Trainer):
-            raise ConfigError(f"generator={self.name} is trained and needs a Lightning Trainer")
+    def fit(self, context: FitContext) -> None:
+        """Train for trainer.max_steps optimizer steps (continuing from a checkpoint if given)."""
+        train = context.train
+        if context.training is None:
+            raise ConfigError(f"generator={self.name} is trained and needs a training session")
         if train.ndim != 2 or train.shape[0] < 1:
             raise ConfigError(f"generator={self.name}: training patterns must be (M, n) with "
                               f"M >= 1; got shape {tuple(train.shape)}")
         self.n = int(train.shape[1])
         self.build(self.n)
         self.train_data = train.float()
+        trainer = context.training.make_trainer()
         trainer.fit(self, train_dataloaders=DataLoader(_StepTicks(), batch_size=None),
-                    ckpt_path=ckpt_path)
+                    ckpt_path=context.training.resume_from)
+        context.training.finish(self, self.first_step)
         self.to(self.sample_device)
 
     def on_train_start(self) -> None:
@@ -84,29 +86,28 @@ class LearnedGenerator(pl.LightningModule, ABC):
         so speeds count only the steps trained here."""
         self.first_step = int(self.global_step)
 
-    def step_generator(self, purpose: str) -> torch.Generator:
+    def step_rng(self, purpose: str) -> torch.Generator:
         """The random stream of this training step for one purpose (e.g. 'batch', 'noise')."""
         return stream(self.seed, "train", self.global_step, purpose, device=self.device)
 
     def batch(self) -> Tensor:
         """`batch_size` training patterns drawn uniformly with replacement for this step."""
         rows = torch.randint(self.train_data.shape[0], (self.batch_size,), device=self.device,
-                             generator=self.step_generator("batch"))
+                             generator=self.step_rng("batch"))
         return self.train_data[rows]
 
     @torch.no_grad()
-    def sample(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, num: int, rng: torch.Generator | None = None) -> Tensor:
         """`num` +-1 patterns (on the CPU) in batches of at most sample_batch_size."""
         check_sample_count(num)
-        if self.n == 0:
-            raise ConfigError(f"generator={self.name} must be fitted before it can sample")
-        seed = (int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None
+        fitted(self.n or None, self.name)
+        seed = (int(torch.randint(0, 2**62, (1,), generator=rng)) if rng is not None
                 else derived_seed(self.seed, "sample"))
-        device_generator = torch.Generator(device=self.device).manual_seed(seed)
+        device_rng = torch.Generator(device=self.device).manual_seed(seed)
         was_training = self.training
         self.eval()
         try:
-            parts = [self.generate(min(self.sample_batch_size, num - start), device_generator)
+            parts = [self.generate(min(self.sample_batch_size, num - start), device_rng)
                      .to(device="cpu", dtype=torch.float32)
                      for start in range(0, num, self.sample_batch_size)]
         finally:

@@ -24,13 +24,13 @@ def seeded_module(factory: Callable[[], nn.Module], seed: int, *keys: object) ->
     with torch.device("meta"):
         module = factory()
     module = module.to_empty(device="cpu")
-    generator = stream(seed, *keys)
+    rng = stream(seed, *keys)
     for layer in module.modules():
         if isinstance(layer, nn.Linear):
-            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=rng)
             if layer.bias is not None:
                 bound = 1.0 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0.0
-                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=rng)
         elif any(True for _ in layer.parameters(recurse=False)):
             raise TypeError(f"seeded_module cannot initialise {type(layer).__name__} layers")
     return module

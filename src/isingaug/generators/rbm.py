@@ -71,26 +71,26 @@ def visible_probs(h: Tensor, W: Tensor, b: Tensor) -> Tensor:
     return torch.sigmoid(b + h @ W.T)
 
 
-def sample_hiddens(v: Tensor, W: Tensor, c: Tensor, generator: torch.Generator) -> Tensor:
+def sample_hiddens(v: Tensor, W: Tensor, c: Tensor, rng: torch.Generator) -> Tensor:
     """A {0,1} sample of h ~ p(h | v) for every row of v."""
-    return torch.bernoulli(hidden_probs(v, W, c), generator=generator)
+    return torch.bernoulli(hidden_probs(v, W, c), generator=rng)
 
 
-def sample_visibles(h: Tensor, W: Tensor, b: Tensor, generator: torch.Generator) -> Tensor:
+def sample_visibles(h: Tensor, W: Tensor, b: Tensor, rng: torch.Generator) -> Tensor:
     """A {0,1} sample of v ~ p(v | h) for every row of h."""
-    return torch.bernoulli(visible_probs(h, W, b), generator=generator)
+    return torch.bernoulli(visible_probs(h, W, b), generator=rng)
 
 
-def gibbs_step(v: Tensor, params: RbmParams, generator: torch.Generator) -> Tensor:
+def gibbs_step(v: Tensor, params: RbmParams, rng: torch.Generator) -> Tensor:
     """One block-Gibbs sweep v -> h -> v' (all chains at once)."""
-    h = sample_hiddens(v, params.W, params.c, generator)
-    return sample_visibles(h, params.W, params.b, generator)
+    h = sample_hiddens(v, params.W, params.c, rng)
+    return sample_visibles(h, params.W, params.b, rng)
 
 
-def gibbs_steps(v: Tensor, params: RbmParams, k: int, generator: torch.Generator) -> Tensor:
+def gibbs_steps(v: Tensor, params: RbmParams, k: int, rng: torch.Generator) -> Tensor:
     """The visible state after k Gibbs sweeps from v (the chains are the rows)."""
     for _ in range(k):
-        v = gibbs_step(v, params, generator)
+        v = gibbs_step(v, params, rng)
     return v
 
 
@@ -239,7 +239,7 @@ class Rbm(LearnedGenerator):
 
     # -- chains -------------------------------------------------------------------------------
 
-    def initial_chains(self, num: int, start: str, generator: torch.Generator) -> Tensor:
+    def initial_chains(self, num: int, start: str, rng: torch.Generator) -> Tensor:
         """`num` {0,1} visible states drawn from a start distribution."""
         n = self.weight.shape[0]
         if start in ("random", "uniform"):
@@ -250,16 +250,16 @@ class Rbm(LearnedGenerator):
             if self.train_data.numel() == 0:
                 raise RuntimeError("generate_start=data needs the training patterns of fit()")
             rows = torch.randint(self.train_data.shape[0], (num,), device=self.device,
-                                 generator=generator)
+                                 generator=rng)
             return to_binary(self.train_data[rows])
-        return torch.bernoulli(probs, generator=generator)
+        return torch.bernoulli(probs, generator=rng)
 
     def negative_chains(self, v_data: Tensor) -> Tensor:
         """The negative-phase visibles of this update (PCD advances its persistent chains)."""
-        generator = self.step_generator("gibbs")
+        rng = self.step_rng("gibbs")
         if self.method == "cd":
-            return gibbs_steps(v_data, self.params, self.k, generator)
-        chains = gibbs_steps(self.chains, self.params, self.k, generator)
+            return gibbs_steps(v_data, self.params, self.k, rng)
+        chains = gibbs_steps(self.chains, self.params, self.k, rng)
         self.chains.copy_(chains)
         return chains
 
@@ -303,10 +303,10 @@ class Rbm(LearnedGenerator):
 
     # -- generation ---------------------------------------------------------------------------
 
-    def generate(self, num: int, generator: torch.Generator) -> Tensor:
+    def generate(self, num: int, rng: torch.Generator) -> Tensor:
         """`gibbs_steps` sweeps from the start distribution; the last sampled visibles as +-1."""
-        start = self.initial_chains(num, self.generate_start, generator)
-        return to_spins(gibbs_steps(start, self.params, self.gibbs_steps, generator))
+        start = self.initial_chains(num, self.generate_start, rng)
+        return to_spins(gibbs_steps(start, self.params, self.gibbs_steps, rng))
 
 
 class FFRbm(Rbm):
@@ -348,5 +348,5 @@ class FFRbm(Rbm):
 
     def negative_chains(self, v_data: Tensor) -> Tensor:
         """Fresh chains from `init`, exactly k sweeps (nothing persists between updates)."""
-        start = self.initial_chains(self.num_chains, self.init, self.step_generator("chains"))
-        return gibbs_steps(start, self.params, self.k, self.step_generator("gibbs"))
+        start = self.initial_chains(self.num_chains, self.init, self.step_rng("chains"))
+        return gibbs_steps(start, self.params, self.k, self.step_rng("gibbs"))

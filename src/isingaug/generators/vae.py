@@ -97,11 +97,11 @@ class Vae(LearnedGenerator):
         return recon.sum(1).mean(), kl.sum(1).mean()
 
     @torch.no_grad()
-    def negative_elbo(self, spins: Tensor, generator: torch.Generator) -> float:
+    def negative_elbo(self, spins: Tensor, rng: torch.Generator) -> float:
         """-ELBO per pattern in nats (beta=1), a one-draw Monte-Carlo estimate; for monitoring."""
         spins = spins.to(device=self.device, dtype=torch.float32)
         noise = torch.randn(spins.shape[0], self.latent_dim, device=self.device,
-                            generator=generator)
+                            generator=rng)
         recon, kl = self.loss_terms(spins, noise)
         return float(recon + kl)
 
@@ -109,7 +109,7 @@ class Vae(LearnedGenerator):
         """Negative (beta-)ELBO of this step's batch, with step-seeded reparameterisation noise."""
         spins = self.batch()
         noise = torch.randn(spins.shape[0], self.latent_dim, device=self.device,
-                            generator=self.step_generator("noise"))
+                            generator=self.step_rng("noise"))
         recon, kl = self.loss_terms(spins, noise)
         loss = recon + self.beta * kl
         size = spins.shape[0]
@@ -121,8 +121,8 @@ class Vae(LearnedGenerator):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr)
 
-    def generate(self, num: int, generator: torch.Generator) -> Tensor:
+    def generate(self, num: int, rng: torch.Generator) -> Tensor:
         """z ~ N(0, I), then every spin drawn from its decoder Bernoulli, mapped to +-1."""
-        z = torch.randn(num, self.latent_dim, device=self.device, generator=generator)
+        z = torch.randn(num, self.latent_dim, device=self.device, generator=rng)
         probs = torch.sigmoid(self.decode(z))
-        return 2.0 * torch.bernoulli(probs, generator=generator) - 1.0
+        return 2.0 * torch.bernoulli(probs, generator=rng) - 1.0

@@ -94,18 +94,18 @@ class Completion:
 
 
 def choose_hidden(test: Tensor, settings: ImputationSettings,
-                  generator: torch.Generator | None = None) -> Tensor:
+                  rng: torch.Generator | None = None) -> Tensor:
     """k distinct hidden units per pattern (P, k), uniform within the rule's pool of units."""
     num, n = test.shape
     if settings.k > n:
         raise ConfigError(f"{CONFIG_PREFIX}.k={settings.k} exceeds the {n} units of the data")
     pool = _pool(test, settings)
-    keys = torch.rand((num, pool.shape[0]), generator=generator)
+    keys = torch.rand((num, pool.shape[0]), generator=rng)
     return pool[keys.topk(settings.k, dim=1).indices]
 
 
 def complete(params: IsingParams, test: Tensor, hidden: Tensor, settings: ImputationSettings,
-             generator: torch.Generator | None = None) -> Completion:
+             rng: torch.Generator | None = None) -> Completion:
     """Fill the hidden entries of every pattern: exact for k <= exact_max_k, Gibbs above."""
     k = hidden.shape[1]
     exact = k <= settings.exact_max_k
@@ -121,7 +121,7 @@ def complete(params: IsingParams, test: Tensor, hidden: Tensor, settings: Imputa
             best, loglik = _exact(fields, couplings, truth, settings.predict)
             logliks.append(loglik)
         else:
-            best = _gibbs(fields, couplings, settings, generator)
+            best = _gibbs(fields, couplings, settings, rng)
         predicted.append(best)
     loglik = torch.cat(logliks).cpu().double() if exact else None
     return Completion(torch.cat(predicted).cpu().double(), loglik)
@@ -156,10 +156,10 @@ def completion_scores(predicted: Tensor, truth: Tensor,
 
 
 def imputation_scores(params: IsingParams, test: Tensor, settings: ImputationSettings,
-                      generator: torch.Generator | None = None) -> dict[str, float]:
-    """Hide entries of `test` with `generator`, fill them from `params`, score the completion."""
-    hidden = choose_hidden(test, settings, generator)
-    completion = complete(params, test, hidden, settings, generator)
+                      rng: torch.Generator | None = None) -> dict[str, float]:
+    """Hide entries of `test` with `rng`, fill them from `params`, score the completion."""
+    hidden = choose_hidden(test, settings, rng)
+    completion = complete(params, test, hidden, settings, rng)
     return completion_scores(completion.predicted, _hidden_truth(test, hidden),
                              completion.cond_loglik)
 
@@ -172,8 +172,8 @@ def imputation_metrics(params: IsingParams, dataset: Dataset,
     (obs, aug, ...) and both baselines are scored on the same entries: a paired comparison.
     """
     test, hidden = masked_test(dataset, settings)
-    generator = torch.Generator().manual_seed(settings.seed + 1)
-    completion = complete(params, test, hidden, settings, generator)
+    rng = torch.Generator().manual_seed(settings.seed + 1)
+    completion = complete(params, test, hidden, settings, rng)
     return completion_scores(completion.predicted, _hidden_truth(test, hidden),
                              completion.cond_loglik)
 
@@ -210,12 +210,12 @@ def masked_test(dataset: Dataset, settings: ImputationSettings) -> tuple[Tensor,
     if dataset.test is None:
         raise ConfigError("missing-value reconstruction needs test patterns; hold some out "
                           "(dataset.test_repeats > 0, or dataset.test_fraction > 0)")
-    generator = torch.Generator().manual_seed(settings.seed)
+    rng = torch.Generator().manual_seed(settings.seed)
     test = dataset.test.to(torch.float64)
     if settings.max_patterns is not None and settings.max_patterns < test.shape[0]:
-        rows = torch.randperm(test.shape[0], generator=generator)[:settings.max_patterns]
+        rows = torch.randperm(test.shape[0], generator=rng)[:settings.max_patterns]
         test = test[rows.sort().values]
-    return test, choose_hidden(test, settings, generator)
+    return test, choose_hidden(test, settings, rng)
 
 
 # --- exact ---------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def _state_scores(fields: Tensor, couplings: Tensor, states: Tensor) -> Tensor:
 
 
 def _gibbs(fields: Tensor, couplings: Tensor, settings: ImputationSettings,
-           generator: torch.Generator | None) -> Tensor:
+           rng: torch.Generator | None) -> Tensor:
     """Heat-bath chains (P, C, k) on the conditional models; the joint or marginal estimate.
 
     sampling.run_sweeps cannot serve here: it runs one model for all chains, while each pattern
@@ -274,12 +274,12 @@ def _gibbs(fields: Tensor, couplings: Tensor, settings: ImputationSettings,
     """
     num, k = fields.shape
     chains = settings.gibbs_chains
-    state = random_spins((num, chains, k), generator, dtype=fields.dtype).to(fields.device)
+    state = random_spins((num, chains, k), rng, dtype=fields.dtype).to(fields.device)
     best = state[:, 0].clone()
     best_score = torch.full((num,), -math.inf, dtype=fields.dtype, device=fields.device)
     mean_spin = torch.zeros_like(fields)
     for sweep in range(settings.gibbs_burn_in + settings.gibbs_sweeps):
-        uniform = torch.rand((num, chains, k), generator=generator,
+        uniform = torch.rand((num, chains, k), generator=rng,
                              dtype=fields.dtype).to(fields.device)
         recording = sweep >= settings.gibbs_burn_in
         for site in range(k):

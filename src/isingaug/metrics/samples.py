@@ -162,21 +162,21 @@ def _moments(spins: Tensor) -> tuple[Tensor, Tensor]:
     return first / spins.shape[0], second / spins.shape[0]
 
 
-def _triplets(n: int, count: int, generator: torch.Generator) -> Tensor:
+def _triplets(n: int, count: int, rng: torch.Generator) -> Tensor:
     """(T, 3) index triplets i<j<k: all of them, or `count` distinct ones drawn at random."""
     total = math.comb(n, 3)
     if total <= count:
         return _unrank_triplets(n, torch.arange(total))
     if total <= _PERMUTE_TRIPLETS_MAX:
-        ranks = torch.randperm(total, generator=generator, device=generator.device)[:count]
+        ranks = torch.randperm(total, generator=rng, device=rng.device)[:count]
     else:
         ranks = torch.empty(0, dtype=torch.int64)
         while ranks.shape[0] < count:
-            more = torch.randint(total, (2 * count,), generator=generator,
-                                 device=generator.device)
+            more = torch.randint(total, (2 * count,), generator=rng,
+                                 device=rng.device)
             ranks = torch.unique(torch.cat([ranks, more.cpu()]))
-        ranks = ranks[torch.randperm(ranks.shape[0], generator=generator,
-                                     device=generator.device).cpu()][:count]
+        ranks = ranks[torch.randperm(ranks.shape[0], generator=rng,
+                                     device=rng.device).cpu()][:count]
     return _unrank_triplets(n, torch.sort(ranks.cpu()).values)
 
 
@@ -290,18 +290,18 @@ def _nearest_distances(data: Tensor, gen: Tensor) -> tuple[Tensor, Tensor, Tenso
     return to_distance(tt), to_distance(ts), to_distance(st), to_distance(ss)
 
 
-def _subsample(spins: Tensor, size: int, generator: torch.Generator) -> Tensor:
+def _subsample(spins: Tensor, size: int, rng: torch.Generator) -> Tensor:
     """`size` distinct rows drawn at random, kept in their original order."""
     if size >= spins.shape[0]:
         return spins
-    rows = torch.randperm(spins.shape[0], generator=generator, device=generator.device)[:size]
+    rows = torch.randperm(spins.shape[0], generator=rng, device=rng.device)[:size]
     return spins[torch.sort(rows).values.to(spins.device)]
 
 
 # ----------------------------------------------------------------------------- the scores
 
 
-def sample_quality(generated: Tensor, data: Tensor, *, generator: torch.Generator | None = None,
+def sample_quality(generated: Tensor, data: Tensor, *, rng: torch.Generator | None = None,
                    max_patterns: int = 5000, max_triplets: int = 20000) -> dict[str, float]:
     """Scores of a generated set of +-1 patterns against the observed data (ideal: 0; AA: 1/2).
 
@@ -309,7 +309,7 @@ def sample_quality(generated: Tensor, data: Tensor, *, generator: torch.Generato
     - mag_err, corr_err, conn_corr_err: mean squared differences of <s_i>, of <s_i s_j> (i<j) and
       of the connected C_ij = <s_i s_j> - <s_i><s_j> (i<j), on all patterns of both sets.
     - three_point_err: same for C_ijk = <ds_i ds_j ds_k>, ds = s - <s>, over all i<j<k or over
-      `max_triplets` distinct triplets drawn with `generator` (the same ones for both sets).
+      `max_triplets` distinct triplets drawn with `rng` (the same ones for both sets).
     - spectrum_err: ||lambda_gen - lambda_data|| / ||lambda_data|| of the sorted eigenvalues of
       the two (population) covariance matrices.
     - entropy_err: gzip size per pattern of the generated set / that of the data - 1 (bytes 0/1,
@@ -321,7 +321,7 @@ def sample_quality(generated: Tensor, data: Tensor, *, generator: torch.Generato
       even two sets from one distribution score AA somewhat below 1/2.
     - copy_fraction: fraction of all generated patterns equal to some data pattern.
 
-    `generator` (None: a fresh one seeded 0, so scores are reproducible) draws the triplets and
+    `rng` (None: a fresh one seeded 0, so scores are reproducible) draws the triplets and
     then the subsamples; a set of at most m patterns is used whole.
     """
     check_options([
@@ -331,8 +331,8 @@ def sample_quality(generated: Tensor, data: Tensor, *, generator: torch.Generato
          "an integer >= 1"),
     ], context="sample_quality")
     g, d = _spin_pair(generated, data, ("generated", "data"))
-    if generator is None:
-        generator = torch.Generator().manual_seed(0)
+    if rng is None:
+        rng = torch.Generator().manual_seed(0)
     n = g.shape[1]
     pairs = torch.triu_indices(n, n, offset=1, device=g.device)
 
@@ -341,14 +341,14 @@ def sample_quality(generated: Tensor, data: Tensor, *, generator: torch.Generato
     cov_g = c2_g - torch.outer(m_g, m_g)
     cov_d = c2_d - torch.outer(m_d, m_d)
 
-    triplets = _triplets(n, max_triplets, generator)
+    triplets = _triplets(n, max_triplets, rng)
     three_g = _connected_third(m_g, c2_g, _third_moments(g, triplets), triplets)
     three_d = _connected_third(m_d, c2_d, _third_moments(d, triplets), triplets)
 
     eig_g, eig_d = _eigenvalues(cov_g), _eigenvalues(cov_d)
 
     size = min(g.shape[0], d.shape[0], max_patterns)
-    sub_g, sub_d = _subsample(g, size, generator), _subsample(d, size, generator)
+    sub_g, sub_d = _subsample(g, size, rng), _subsample(d, size, rng)
     entropy_err = _gzip_size(sub_g) / _gzip_size(sub_d) - 1.0
     d_tt, d_ts, d_st, d_ss = _nearest_distances(sub_d, sub_g)
     aa_true = float((d_ts > d_tt).double().mean())

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from isingaug.errors import DataError
-from isingaug.run_files import ERROR_FILE, PARAMS_FILE, RESULTS_FILE
+from isingaug.results import ERROR_FILE, PARAMS_FILE, RESULTS_FILE
 
 Progress = Callable[[str], None]
 

@@ -6,7 +6,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from conftest import fit_context, brute_force
+from conftest import brute_force, fit_context
 from isingaug.augment import augmented_conditions
 from isingaug.data.sk import sk_truth
 from isingaug.errors import ConfigError

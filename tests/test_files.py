@@ -12,7 +12,8 @@ import pytest
 import scipy.io
 import torch
 
-from isingaug.data.files import load_file_dataset, read_patterns
+from isingaug.data.file_dataset import load_file_dataset
+from isingaug.data.patterns import read_patterns
 from isingaug.errors import ConfigError, DataError
 
 # Distinct primes so a swapped axis shows up as a shape error.
@@ -315,7 +316,8 @@ def test_mat_v73_3d_recording_is_refused(tmp_path: Path) -> None:
 
 CONFIG_ERRORS = [
     ({"layout": "rows"}, r"dataset\.layout must be one of"),
-    ({"key": "x"}, r"dataset\.key='x' does not apply to a \.npy file"),
+    ({"key": "x"}, r"f\.npy: dataset\.key must be null for a \.npy file \(it holds one array\); "
+                   r"got 'x'"),
     ({"test_fraction": 1.0}, r"dataset\.test_fraction must be in \[0, 1\); got 1\.0"),
     ({"test_fraction": -0.1}, r"dataset\.test_fraction must be in \[0, 1\)"),
     ({"test_fraction": "half"}, r"dataset\.test_fraction must be in \[0, 1\)"),
@@ -460,8 +462,11 @@ def test_spike_time_option_errors(tmp_path: Path) -> None:
         ({"bin_width": 0}, r"dataset\.bin_width must be a positive number of seconds"),
         ({"bin_width": "20ms"}, r"dataset\.bin_width must be a positive number"),
         ({"bin_width": 0.01, "time_unit": "us"}, r"dataset\.time_unit must be one of s, ms"),
-        ({"bin_width": 0.01, "key": "spike_times"}, r"dataset\.key='spike_times' does not apply"),
-        ({"bin_width": 0.01, "layout": "units_by_patterns"}, r"dataset\.layout="),
+        ({"bin_width": 0.01, "key": "spike_times"},
+         r"s\.npz: dataset\.key must be null when reading spike times.*got 'spike_times'"),
+        ({"bin_width": 0.01, "layout": "units_by_patterns"},
+         r"dataset\.layout must be auto when reading spike times"),
+        ({"bin_width": 0.01, "skip_columns": 1}, r"dataset\.skip_columns must be 0 when reading"),
         ({"bin_width": 1e-12}, r"s\.npz: dataset\.bin_width=1e-12 s .* bins x 3 units, above"),
     ]
     for options, problem in cases:

@@ -11,13 +11,8 @@ import scipy.io
 import torch
 
 from isingaug.data import neural
-from isingaug.data.neural import (
-    BUNDLED_PATH,
-    load_neural_dataset,
-    merge_adjacent_bins,
-    split_repeats,
-    training_bins,
-)
+from isingaug.data.neural import BUNDLED_PATH, load_neural_dataset, merge_adjacent_bins
+from isingaug.data.repeats import split_repeats, training_bins
 from isingaug.errors import ConfigError, DataError
 
 REPEATS, UNITS, BINS = 297, 160, 953
@@ -189,9 +184,11 @@ def test_a_2d_user_file_is_refused(tmp_path: Path) -> None:
 
 CONFIG_ERRORS = [
     ({"selection": "best"}, r"dataset\.selection must be one of most_active, random, list"),
-    ({"neurons": [1, 2]}, r"dataset\.neurons is used only with dataset\.selection=list"),
-    ({"selection": "list"}, r"dataset\.neurons must list at least 2 unit indices"),
-    ({"selection": "list", "neurons": [1, 1.5]}, r"dataset\.neurons must list"),
+    ({"neurons": [1, 2]}, r"dataset\.neurons must be null with dataset\.selection=most_active "
+                         r"\(it is used only with dataset\.selection=list\); got \[1, 2\]"),
+    ({"selection": "list"}, r"dataset\.neurons must be a list of at least 2 unit indices"),
+    ({"selection": "list", "neurons": [1, 1.5]},
+     r"dataset\.neurons must be a list.*got \[1, 1\.5\]"),
     ({"selection": "list", "neurons": [3, 160]},
      r"dataset\.neurons: index 160 is outside 0\.\.159"),
     ({"selection": "list", "neurons": [3, -1]}, r"dataset\.neurons: index -1 is outside"),

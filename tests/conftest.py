@@ -50,6 +50,6 @@ def fit_context(train: torch.Tensor, trainer=None, *, truth: IsingParams | None 
     from isingaug.generators.base import FitContext
     from isingaug.training import TrainingSession
 
-    training = None if trainer is None else TrainingSession(lambda: trainer, resume_from)
+    training = None if trainer is None else TrainingSession(lambda _steps: trainer, resume_from)
     return FitContext(train=train, test=test, truth=truth, params_obs=params_obs, solver=None,
                       seed=seed, training=training)

@@ -29,6 +29,9 @@ from isingaug.metrics.imputation import (
     imputation_baselines,
     imputation_metrics,
 )
+from isingaug.run_summary import render, summary_table, unconverged_warning
+from isingaug.solvers.base import Solver
+from isingaug.training import training_length
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,35 @@ def imputation_settings(node: DictConfig, dataset: Dataset) -> ImputationSetting
     if enabled == "auto":
         enabled = dataset.truth is None and dataset.test is not None
     return ImputationSettings(**options) if enabled else None
+
+
+TUNE_L2_CHOICES = ("auto", "none", "obs", "all")
+
+
+def plan_solvers(choice: str, solver: Solver, dataset: Dataset) -> tuple[Solver, Solver | None]:
+    """(the solver of every condition, the solver of the obs_l2 reference or None) for `tune_l2`.
+
+    The one place where the regularisation of a run is decided. `none`: the solver as
+    configured; `obs`: also solve the observed data with the solver's L2 chosen by
+    cross-validation, as the `obs_l2` condition (does augmentation add anything a tuned
+    regulariser does not?); `all`: every condition with the tuned L2; `auto`: `all` for data
+    without a known truth (an unregularised fit of a real recording of hundreds of units
+    overfits: it reconstructs missing spikes worse than independent units), `none` otherwise.
+    """
+    if choice not in TUNE_L2_CHOICES:
+        raise ConfigError(f"tune_l2 must be one of {list(TUNE_L2_CHOICES)}; got {choice!r}")
+    if choice == "auto":
+        choice = "all" if dataset.truth is None else "none"
+    if choice == "none":
+        return solver, None
+    tuned = solver.tuned_l2()
+    if tuned is None:
+        if dataset.truth is None and choice == "all":
+            log.info("tune_l2: solver=%s has no L2 option; fitted as configured", solver.name)
+            return solver, None
+        raise ConfigError(f"tune_l2={choice} needs a solver with an L2 option (plm, mle, "
+                          f"interaction_screening...); solver={solver.name} has none")
+    return (tuned, None) if choice == "all" else (solver, tuned)
 
 
 def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
@@ -84,11 +116,19 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     if dataset.truth is not None:
         arrays.update({f"{k}_true": v for k, v in dataset.truth.to_numpy().items()})
 
-    def solve(condition: str, spins: torch.Tensor, weights: torch.Tensor | None = None):
-        params = solver.fit(spins, weights)
-        diagnostics[f"solver/{condition}"] = dict(solver.diagnostics)
+    solver, solver_l2 = plan_solvers(str(cfg.tune_l2), solver, dataset)
+
+    def solve(condition: str, spins: torch.Tensor, weights: torch.Tensor | None = None,
+              with_solver: Solver | None = None):
+        fitter = with_solver or solver
+        params = fitter.fit(spins, weights)
+        diagnostics[f"solver/{condition}"] = dict(fitter.diagnostics)
+        warning = unconverged_warning(condition, fitter.name, fitter.diagnostics)
+        if warning:
+            log.warning("%s", warning)
         scores = evaluate(params, dataset, int(cfg.metrics.exact_loglik_max_n))
-        scores[res.SOLVER_SECONDS] = float(solver.diagnostics["seconds"])
+        scores[res.SOLVER_SECONDS] = float(fitter.diagnostics["seconds"])
+        scores[res.SOLVER_CONVERGED] = float(fitter.diagnostics.get("converged") is not False)
         if imputation is not None:
             scores.update(imputation_metrics(params, dataset, imputation))
         metrics.update(res.with_condition(scores, condition))
@@ -97,6 +137,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         return params
 
     params_obs = solve(res.OBS, dataset.train)
+    if solver_l2 is not None:
+        solve(res.OBS_L2, dataset.train, with_solver=solver_l2)
     step = 0
     try:
         if augmented:
@@ -122,6 +164,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                             "seconds": seconds,
                             "config": OmegaConf.to_container(cfg, resolve=True)}
     write_json_atomic(output_dir / res.RESULTS_FILE, results)
+    _print_summary(results, output_dir)
     return results
 
 
@@ -144,11 +187,20 @@ def _run_summary(cfg: DictConfig, dataset: Dataset, generator: Any, solver: Any,
         "produces_samples": bool(generator.produces_samples),
     }
     if generator.trainable:
-        summary["max_steps"] = int(cfg.trainer.max_steps)
+        summary["max_steps"] = training_length(cfg.trainer.max_steps, generator.max_steps)
     for key in ("g", "g_h", "data_seed"):
         if key in dataset.meta:
             summary[key] = dataset.meta[key]
     return summary
+
+
+def _print_summary(results: res.Results, output_dir: Path) -> None:
+    """The end-of-run table: on the console for a single run, in the log for a sweep job."""
+    run = results["run"]
+    title = (f"{run['dataset']} n={run['n']} M={run['M']} · generator={run['generator']} "
+             f"M_plus={run['M_plus']} · solver={run['solver']} · seed={run['seed']}")
+    table = summary_table(results["metrics"], results["diagnostics"], results["seconds"], title)
+    log.info("summary of %s\n%s", output_dir, render(table))
 
 
 def _summary(metrics: dict[str, float], condition: str) -> str:

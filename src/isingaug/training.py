@@ -35,6 +35,17 @@ def build_callbacks(node: DictConfig | None) -> list[pl.Callback]:
     return callbacks
 
 
+def training_length(trainer_steps: object, generator_steps: object) -> int:
+    """Optimizer steps to train: `trainer.max_steps` when set (a sweep over training length, a
+    smoke size), else the generator's own `generator.max_steps` (its tuned budget)."""
+    steps, key = ((generator_steps, "generator.max_steps") if trainer_steps is None
+                  else (trainer_steps, "trainer.max_steps"))
+    if not is_int(steps) or int(steps) < 1:
+        raise ConfigError(f"{key} must be an integer >= 1 (training length in optimizer steps); "
+                          f"got {steps!r}")
+    return int(steps)
+
+
 class TrainingSession:
     """Builds the Trainer on demand (only a learned generator asks, so nothing is built for one
     that does not train) and gathers what training produced.
@@ -44,7 +55,8 @@ class TrainingSession:
     checkpoint to continue exactly.
     """
 
-    def __init__(self, make: Callable[[], pl.Trainer], resume_from: str | None = None) -> None:
+    def __init__(self, make: Callable[[int], pl.Trainer],
+                 resume_from: str | None = None) -> None:
         self._make = make
         self.resume_from = resume_from
         self.trainer: pl.Trainer | None = None
@@ -55,22 +67,24 @@ class TrainingSession:
     @classmethod
     def from_config(cls, cfg: DictConfig, loggers: list[Logger], reference: Any = None,
                     resume_from: str | None = None) -> TrainingSession:
-        def make() -> pl.Trainer:
-            max_steps = cfg.trainer.get("max_steps")
-            if not is_int(max_steps) or int(max_steps) < 1:
-                raise ConfigError(f"trainer.max_steps must be an integer >= 1 (training length "
-                                  f"in optimizer steps); got {max_steps!r}")
+        def make(default_steps: int) -> pl.Trainer:
+            max_steps = training_length(cfg.trainer.get("max_steps"), default_steps)
             callbacks = build_callbacks(cfg.get("callbacks"))
             for callback in callbacks:
                 if hasattr(callback, "bind"):
                     callback.bind(reference)
-            return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+            return build(cfg.trainer, "trainer", max_steps=max_steps, callbacks=callbacks,
+                         logger=loggers or False)
 
         return cls(make, resume_from)
 
-    def make_trainer(self) -> pl.Trainer:
-        """Build the Trainer (once per fit) and start the clock for the training speed."""
-        self.trainer = self._make()
+    def make_trainer(self, default_steps: int) -> pl.Trainer:
+        """Build the Trainer (once per fit) and start the clock for the training speed.
+
+        `default_steps` is the generator's own training length, used unless `trainer.max_steps`
+        is set.
+        """
+        self.trainer = self._make(default_steps)
         self._started = time.perf_counter()
         return self.trainer
 

@@ -6,6 +6,12 @@ truth too when it is known), beside the same variance of the training and test p
 under-trained generator misses the training data's variance; an over-trained one copies training
 patterns, so the fraction of exact copies is logged as well. With `select: energy_variance` the
 checkpoint whose variance is closest to the training data's is the one used for augmentation.
+
+For a generator with an exact likelihood (`tractable` and `log_prob`, e.g. an RBM with a small
+layer) every point also gets the held-out log-likelihood `test_loglik` and, with a truth and
+n <= `exact_max_n`, the exact `kl_exact` = KL(p_true || p_gen), so `select: test_loglik` (the step
+of highest test log-likelihood) and `select: energy_variance` can be judged on the same curve
+against the truth.
 """
 
 from __future__ import annotations
@@ -20,14 +26,18 @@ import torch
 from torch import Tensor
 
 from isingaug.errors import ConfigError, check_options, is_int
-from isingaug.ising import IsingParams
+from isingaug.ising import DEFAULT_MAX_ENUMERATION_N, IsingParams
 from isingaug.metrics.samples import copy_fraction, energy_variance
+from isingaug.metrics.truth_quality import ExactDistribution, exact_kl, is_tractable, mean_log_prob
 from isingaug.seeding import stream
 
 log = logging.getLogger(__name__)
 
-SELECT_RULES = ("last", "energy_variance")
-BEST_CHECKPOINT = "energy_variance_best.ckpt"
+SELECT_RULES = ("last", "energy_variance", "test_loglik")
+#: The checkpoint each selecting rule keeps (in checkpoint_dir).
+BEST_CHECKPOINTS = {"energy_variance": "energy_variance_best.ckpt",
+                    "test_loglik": "test_loglik_best.ckpt"}
+BEST_CHECKPOINT = BEST_CHECKPOINTS["energy_variance"]
 
 
 @dataclass
@@ -67,7 +77,8 @@ class EnergyVarianceMonitor(pl.Callback):
     summary_key = "energy_variance"
 
     def __init__(self, eval_every: int | None = None, eval_samples: int = 1000,
-                 select: str = "last", checkpoint_dir: str | None = None, seed: int = 0) -> None:
+                 select: str = "last", checkpoint_dir: str | None = None, seed: int = 0,
+                 exact_max_n: int = 20) -> None:
         super().__init__()
         check_options([
             ("callbacks.energy_variance.eval_every", eval_every,
@@ -77,34 +88,40 @@ class EnergyVarianceMonitor(pl.Callback):
              is_int(eval_samples) and int(eval_samples) >= 2, "an integer >= 2"),
             ("callbacks.energy_variance.select", select, select in SELECT_RULES,
              f"one of {list(SELECT_RULES)}"),
+            ("callbacks.energy_variance.exact_max_n", exact_max_n,
+             is_int(exact_max_n) and 0 <= exact_max_n <= DEFAULT_MAX_ENUMERATION_N,
+             f"an integer in [0, {DEFAULT_MAX_ENUMERATION_N}]"),
         ])
-        if select == "energy_variance" and eval_every is None:
-            raise ConfigError("callbacks.energy_variance.select=energy_variance needs the curve: "
+        if select != "last" and eval_every is None:
+            raise ConfigError(f"callbacks.energy_variance.select={select} needs the curve: "
                               "set callbacks.energy_variance.eval_every to an integer >= 1")
-        if select == "energy_variance" and not checkpoint_dir:
+        if select != "last" and not checkpoint_dir:
             raise ConfigError("callbacks.energy_variance.checkpoint_dir is required for "
-                              "select=energy_variance (the chosen checkpoint is kept there)")
+                              f"select={select} (the chosen checkpoint is kept there)")
         self.eval_every = None if eval_every is None else int(eval_every)
         self.eval_samples = int(eval_samples)
         self.select = select
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.seed = int(seed)
+        self.exact_max_n = int(exact_max_n)
         self.reference: EnergyReference | None = None
         self.reference_values: dict[str, float] = {}
         self.curve: list[dict[str, Any]] = []
         self.selected_step: int | None = None
-        self._best_gap = float("inf")
+        self._best_score = float("inf")  # of the selecting rule; lower is better
         self._best_path: str | None = None
+        self._truth_table: ExactDistribution | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint, so a resumed run continues the same curve and selection."""
         return {"curve": self.curve, "selected_step": self.selected_step,
-                "best_gap": self._best_gap, "best_path": self._best_path}
+                "best_score": self._best_score, "best_path": self._best_path}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.curve = list(state_dict["curve"])
         self.selected_step = state_dict["selected_step"]
-        self._best_gap = float(state_dict["best_gap"])
+        # "best_gap": checkpoints written before the test_loglik rule
+        self._best_score = float(state_dict.get("best_score", state_dict.get("best_gap")))
         self._best_path = state_dict.get("best_path")
 
     @property
@@ -113,8 +130,20 @@ class EnergyVarianceMonitor(pl.Callback):
 
     def bind(self, reference: EnergyReference) -> None:
         """Give the callback the data and theta_obs; called by the pipeline before training."""
+        if self.select == "test_loglik" and (reference.test is None or not len(reference.test)):
+            raise ConfigError("callbacks.energy_variance.select=test_loglik needs held-out test "
+                              "patterns, and the dataset has none (dataset.M_test or "
+                              "dataset.test_fraction)")
         self.reference = reference
         self.reference_values = reference.reference_values()
+        self._truth_table = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.select == "test_loglik" and not is_tractable(pl_module):
+            name = getattr(pl_module, "name", type(pl_module).__name__)
+            raise ConfigError("callbacks.energy_variance.select=test_loglik needs a generator "
+                              f"with an exact likelihood; generator={name} has none at this size "
+                              "(use select=energy_variance or select=last)")
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -139,17 +168,35 @@ class EnergyVarianceMonitor(pl.Callback):
         for suffix, params in self.reference.models().items():
             point[f"var_E_gen/{suffix}"] = energy_variance(params, samples)
         point["copy_fraction"] = copy_fraction(samples, self.reference.train)
+        point["var_E_gap"] = abs(point["var_E_gen/obs"]
+                                 - self.reference_values["var_E_train/obs"])
+        if is_tractable(pl_module):
+            point.update(self.likelihood_scores(pl_module))
         self.curve.append(point)
         for logger in trainer.loggers:
             logger.log_metrics({f"energy_variance/{k}": v for k, v in point.items()
                                 if k != "step"}, step=step)
-        gap = abs(point["var_E_gen/obs"] - self.reference_values["var_E_train/obs"])
-        if self.select == "energy_variance" and gap < self._best_gap:
-            self._best_gap = gap
-            self.selected_step = step
-            self._best_path = str(self.checkpoint_dir / BEST_CHECKPOINT)
-            trainer.save_checkpoint(self._best_path)
+        if self.select != "last":
+            score = (point["var_E_gap"] if self.select == "energy_variance"
+                     else -point["test_loglik"])
+            if score < self._best_score:
+                self._best_score = score
+                self.selected_step = step
+                self._best_path = str(self.checkpoint_dir / BEST_CHECKPOINTS[self.select])
+                trainer.save_checkpoint(self._best_path)
         return point
+
+    def likelihood_scores(self, pl_module: pl.LightningModule) -> dict[str, float]:
+        """test_loglik (with test patterns) and kl_exact (truth known, n <= exact_max_n)."""
+        out: dict[str, float] = {}
+        reference = self.reference
+        if reference.test is not None and len(reference.test):
+            out["test_loglik"] = mean_log_prob(pl_module, reference.test)
+        if reference.truth is not None and reference.truth.n <= self.exact_max_n:
+            if self._truth_table is None:
+                self._truth_table = ExactDistribution.of(reference.truth, self.exact_max_n)
+            out["kl_exact"] = exact_kl(self._truth_table, pl_module.log_prob)
+        return out
 
     def restore_selected(self, pl_module: pl.LightningModule) -> None:
         """Load the selected checkpoint's weights into the module (nothing to do for `last`).
@@ -164,7 +211,7 @@ class EnergyVarianceMonitor(pl.Callback):
         state = torch.load(self._best_path, map_location=pl_module.device,
                            weights_only=False)["state_dict"]
         pl_module.load_state_dict(state)
-        log.info("energy-variance criterion: using the step-%d checkpoint", self.selected_step)
+        log.info("select=%s: using the step-%d checkpoint", self.select, self.selected_step)
 
     def summary(self) -> dict[str, Any]:
         """The curve, the reference values and the selection, for results.json."""

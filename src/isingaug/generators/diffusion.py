@@ -114,9 +114,10 @@ class Diffusion(LearnedGenerator):
                  lr: float = 1e-4, ema_decay: float | None = None, sampler: str = "ancestral",
                  ddim_steps: int = 100, ddim_eta: float = 0.0,
                  ancestral_variance: str = "beta", batch_size: int = 256,
-                 sample_batch_size: int = 10000, seed: int = 0, device: str = "auto") -> None:
+                 sample_batch_size: int = 10000, seed: int = 0, device: str = "auto",
+                 max_steps: int = 1000) -> None:
         super().__init__(batch_size=batch_size, sample_batch_size=sample_batch_size, seed=seed,
-                         device=device)
+                         device=device, max_steps=max_steps)
         check_options([
             ("generator.timesteps", timesteps, is_int(timesteps) and timesteps >= 1,
              "an integer >= 1"),

@@ -43,12 +43,14 @@ class LearnedGenerator(pl.LightningModule, ABC):
     tractable = False
 
     def __init__(self, batch_size: int = 256, sample_batch_size: int = 10000, seed: int = 0,
-                 device: str = "auto") -> None:
+                 device: str = "auto", max_steps: int = 1000) -> None:
         super().__init__()
-        for key, value in (("batch_size", batch_size), ("sample_batch_size", sample_batch_size)):
+        for key, value in (("batch_size", batch_size), ("sample_batch_size", sample_batch_size),
+                           ("max_steps", max_steps)):
             if not is_int(value) or int(value) < 1:
                 raise ConfigError(f"generator.{key} must be an integer >= 1; got {value!r}")
         self.batch_size = int(batch_size)
+        self.max_steps = int(max_steps)
         self.sample_batch_size = int(sample_batch_size)
         self.seed = int(seed)
         self.sample_device = resolve_device(device)
@@ -65,7 +67,8 @@ class LearnedGenerator(pl.LightningModule, ABC):
         """`num` new +-1 patterns on self.device (called under no_grad, in eval mode)."""
 
     def fit(self, context: FitContext) -> None:
-        """Train for trainer.max_steps optimizer steps (continuing from a checkpoint if given)."""
+        """Train for this generator's own `max_steps` optimizer steps, or `trainer.max_steps`
+        when set (continuing from a checkpoint if given)."""
         train = context.train
         if context.training is None:
             raise ConfigError(f"generator={self.name} is trained and needs a training session")
@@ -75,7 +78,7 @@ class LearnedGenerator(pl.LightningModule, ABC):
         self.n = int(train.shape[1])
         self.build(self.n)
         self.train_data = train.float()
-        trainer = context.training.make_trainer()
+        trainer = context.training.make_trainer(self.max_steps)
         trainer.fit(self, train_dataloaders=DataLoader(_StepTicks(), batch_size=None),
                     ckpt_path=context.training.resume_from)
         context.training.finish(self, self.first_step)

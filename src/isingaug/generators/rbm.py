@@ -29,14 +29,19 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import softplus
 
-from isingaug.errors import check_options, is_int, is_number
+from isingaug.errors import ConfigError, check_options, is_int, is_number
 from isingaug.generators.learned import LearnedGenerator
+from isingaug.ising import enumerate_states
 from isingaug.seeding import stream
 
 OPTIMIZERS = ("sgd", "adam")
 BIAS_INITS = ("data", "zero")
 #: Data frequencies are clamped to [eps, 1 - eps] before the logit of the visible-bias init.
 FREQUENCY_EPS = 1e-4
+#: log Z enumerates the 2^units states of the smaller layer up to this many units (2^20 states).
+LOG_PARTITION_MAX_UNITS = 20
+#: Elements (states x units) per chunk of log Z and log_prob: bounds their memory.
+_LOG_PROB_CHUNK_ELEMENTS = 1 << 22
 
 
 class RbmParams(NamedTuple):
@@ -97,6 +102,31 @@ def gibbs_steps(v: Tensor, params: RbmParams, k: int, rng: torch.Generator) -> T
 def free_energy(v: Tensor, params: RbmParams) -> Tensor:
     """F(v) = -b.v - sum_mu softplus(c_mu + (v W)_mu), so that p(v) = exp(-F(v)) / Z."""
     return -(v @ params.b) - softplus(params.c + v @ params.W).sum(-1)
+
+
+def rbm_log_partition(params: RbmParams, max_units: int = LOG_PARTITION_MAX_UNITS) -> Tensor:
+    """log Z = log sum_{v,h} exp(-E(v, h)): one layer summed analytically, the other enumerated.
+
+    Over the visibles log Z = logsumexp_v -F(v); over the hiddens
+    log Z = logsumexp_h [c.h + sum_i softplus(b_i + (W h)_i)]. The smaller layer is enumerated,
+    2^min(n, H) states in memory-bounded chunks, in the parameters' dtype (pass float64).
+    """
+    W, b, c = params
+    n, hidden = W.shape
+    units = min(n, hidden)
+    if units > max_units:
+        raise ConfigError(f"the RBM's exact log Z enumerates its smaller layer, here 2^{units} "
+                          f"states (n={n} visible, hidden={hidden}); allowed up to 2^{max_units}")
+    if n <= hidden:
+        def log_weight(v: Tensor) -> Tensor:
+            return -free_energy(v, params)
+    else:
+        def log_weight(h: Tensor) -> Tensor:
+            return h @ c + softplus(b + h @ W.T).sum(-1)
+    chunk = max(1, _LOG_PROB_CHUNK_ELEMENTS // max(n, hidden))
+    parts = [torch.logsumexp(log_weight(to_binary(states)), 0)
+             for states in enumerate_states(units, chunk, W.dtype, W.device, max_n=max_units)]
+    return torch.logsumexp(torch.stack(parts), 0)
 
 
 def _normalised(weights: Tensor | None, rows: Tensor) -> Tensor:
@@ -165,9 +195,9 @@ class Rbm(LearnedGenerator):
                  weight_init_std: float = 0.01, visible_bias_init: str = "data",
                  gibbs_steps: int = 2000, generate_start: str = "random",
                  batch_size: int = 256, sample_batch_size: int = 10000, seed: int = 0,
-                 device: str = "auto") -> None:
+                 device: str = "auto", max_steps: int = 1000) -> None:
         super().__init__(batch_size=batch_size, sample_batch_size=sample_batch_size, seed=seed,
-                         device=device)
+                         device=device, max_steps=max_steps)
         check_options([
             ("generator.hidden", hidden, is_int(hidden) and hidden >= 1, "an integer >= 1"),
             ("generator.lr", lr, is_number(lr) and lr > 0, "a number > 0"),
@@ -308,6 +338,45 @@ class Rbm(LearnedGenerator):
         start = self.initial_chains(num, self.generate_start, rng)
         return to_spins(gibbs_steps(start, self.params, self.gibbs_steps, rng))
 
+    # -- exact likelihood ---------------------------------------------------------------------
+
+    @property
+    def tractable(self) -> bool:
+        """log_prob is exact once fitted if a layer has <= LOG_PARTITION_MAX_UNITS units.
+
+        It depends on the size, so it is False before fit() (n unknown) and for, e.g., n = 100
+        visible and 64 hidden units.
+        """
+        return self.n > 0 and min(self.n, self.hidden) <= LOG_PARTITION_MAX_UNITS
+
+    def _exact_params(self) -> RbmParams:
+        return RbmParams(*(p.detach().to(torch.float64) for p in self.params))
+
+    @torch.no_grad()
+    def log_partition(self) -> Tensor:
+        """log Z of the current weights in float64, cached until any weight changes."""
+        params = self._exact_params()
+        cached = getattr(self, "_log_z_cache", None)
+        if cached is not None and all(a.device == b.device and torch.equal(a, b)
+                                      for a, b in zip(cached[0], params, strict=True)):
+            return cached[1]
+        log_z = rbm_log_partition(params)
+        self._log_z_cache = (params, log_z)
+        return log_z
+
+    @torch.no_grad()
+    def log_prob(self, spins: Tensor) -> Tensor:
+        """Exact log p(s) = -F(v) - log Z of +-1 patterns (M, n): float64, on the module's device.
+
+        p is the RBM's equilibrium distribution: what its long Gibbs chains sample.
+        """
+        params = self._exact_params()
+        log_z = self.log_partition()
+        v = to_binary(spins.to(device=params.W.device, dtype=torch.float64))
+        rows = max(1, _LOG_PROB_CHUNK_ELEMENTS // self.hidden)
+        return torch.cat([-free_energy(v[start:start + rows], params) - log_z
+                          for start in range(0, v.shape[0], rows)])
+
 
 class FFRbm(Rbm):
     """`generator=ff_rbm`: the F&F RBM, trained out of equilibrium (arXiv 2307.06797).
@@ -323,6 +392,9 @@ class FFRbm(Rbm):
     """
 
     name = "ff_rbm"
+    #: log_prob (inherited) is the equilibrium distribution of the energy, but F&F samples come
+    #: from k sweeps started at `init`, a different distribution: its likelihood is not exact.
+    tractable = False
     METHODS = ("ff",)
     STARTS = ("uniform", "data_marginals")
     _start_key = "generator.init"
@@ -332,14 +404,15 @@ class FFRbm(Rbm):
                  offset_momentum: float = 0.0, weight_init_std: float = 1e-4,
                  visible_bias_init: str = "data", gibbs_steps: int | None = None,
                  batch_size: int = 500, sample_batch_size: int = 10000, seed: int = 0,
-                 device: str = "auto") -> None:
+                 device: str = "auto", max_steps: int = 1000) -> None:
         steps = k if gibbs_steps is None else gibbs_steps
         super().__init__(hidden=hidden, lr=lr, optimizer=optimizer, method="ff", k=k,
                          num_chains=num_chains, centered=centered,
                          offset_momentum=offset_momentum, weight_init_std=weight_init_std,
                          visible_bias_init=visible_bias_init, gibbs_steps=steps,
                          generate_start=init, batch_size=batch_size,
-                         sample_batch_size=sample_batch_size, seed=seed, device=device)
+                         sample_batch_size=sample_batch_size, seed=seed, device=device,
+                         max_steps=max_steps)
         self.init = init
         if self.gibbs_steps != self.k:
             warnings.warn(f"generator=ff_rbm: gibbs_steps={self.gibbs_steps} differs from "

@@ -46,9 +46,9 @@ class Vae(LearnedGenerator):
     def __init__(self, latent_dim: int = 16, hidden_widths: Sequence[int] = (256, 256),
                  activation: str = "gelu", beta: float = 1.0, lr: float = 1e-3,
                  batch_size: int = 256, sample_batch_size: int = 10000, seed: int = 0,
-                 device: str = "auto") -> None:
+                 device: str = "auto", max_steps: int = 1000) -> None:
         super().__init__(batch_size=batch_size, sample_batch_size=sample_batch_size, seed=seed,
-                         device=device)
+                         device=device, max_steps=max_steps)
         check_options([
             ("generator.latent_dim", latent_dim, is_int(latent_dim) and latent_dim >= 1,
              "an integer >= 1"),

@@ -27,9 +27,9 @@ from isingaug.data.repeats import recording_streams, split_by_repeats, subsample
 from isingaug.data.validation import encoded_to_spins, to_tensor
 from isingaug.errors import ConfigError, DataError, check_options, is_int, is_number, option_error
 
-#: The bundled recording, found from the repository root (src/isingaug/data/neural.py).
-BUNDLED_PATH = (Path(__file__).resolve().parents[3] / "data" / "neural"
-                / "salamander_retina_tkacik2014" / "bint_fishmovie32_100.mat")
+#: The bundled recording, shipped inside the package (and so inside the wheel).
+BUNDLED_PATH = (Path(__file__).resolve().parent / "bundled" / "salamander_retina_tkacik2014"
+                / "bint_fishmovie32_100.mat")
 BUNDLED_SHA256 = "50fa85a05950b76033809c8468f70c91fcd0c76d04587a685c1b76085f7f4dae"
 SELECTIONS = ("most_active", "random", "list")
 
@@ -115,9 +115,9 @@ def _recording_path(path: str | PathLike[str] | None) -> tuple[Path, bool]:
         return Path(path), False
     if not BUNDLED_PATH.is_file():
         raise DataError(
-            f"{BUNDLED_PATH}: the bundled retina recording is missing from this checkout "
-            "(it lives in the repository under data/neural/); restore it, or set dataset.path "
-            "to a copy of bint_fishmovie32_100.mat"
+            f"{BUNDLED_PATH}: the bundled retina recording is missing from this installation "
+            "(it ships inside the package, under isingaug/data/bundled/); reinstall isingaug, or "
+            "set dataset.path to a copy of bint_fishmovie32_100.mat"
         )
     return BUNDLED_PATH, True
 

@@ -122,7 +122,7 @@ def test_sampled_triplets_are_the_scored_ones():
     gen = np.where(rng.random((500, n)) < 0.5, 1.0, -1.0)
     q = sample_quality(torch.tensor(gen), torch.tensor(data),
                        rng=torch.Generator().manual_seed(5), max_triplets=40)
-    triplets = samples._triplets(n, 40, torch.Generator().manual_seed(5))  # drawn first
+    triplets = samples.draw_triplets(n, 40, torch.Generator().manual_seed(5))  # drawn first
     assert triplets.shape == (40, 3)
 
     def connected(x: np.ndarray) -> np.ndarray:
@@ -137,12 +137,12 @@ def test_sampled_triplets_are_the_scored_ones():
 def test_triplet_draws_are_distinct_ordered_and_seeded(monkeypatch, permute_max):
     if permute_max is not None:  # the rank-rejection branch used for huge n
         monkeypatch.setattr(samples, "_PERMUTE_TRIPLETS_MAX", permute_max)
-    t = samples._triplets(20, 300, torch.Generator().manual_seed(1))
+    t = samples.draw_triplets(20, 300, torch.Generator().manual_seed(1))
     assert t.shape == (300, 3)
     assert bool((t[:, 0] < t[:, 1]).all() and (t[:, 1] < t[:, 2]).all() and (t < 20).all())
     assert len({tuple(r) for r in t.tolist()}) == 300
-    assert torch.equal(t, samples._triplets(20, 300, torch.Generator().manual_seed(1)))
-    every = samples._triplets(7, 1000, torch.Generator())
+    assert torch.equal(t, samples.draw_triplets(20, 300, torch.Generator().manual_seed(1)))
+    every = samples.draw_triplets(7, 1000, torch.Generator())
     assert {tuple(r) for r in every.tolist()} == set(itertools.combinations(range(7), 3))
 
 

@@ -27,6 +27,7 @@ from isingaug.generators.base import FitContext, Generator
 from isingaug.generators.callbacks import EnergyReference
 from isingaug.ising import IsingParams
 from isingaug.metrics.samples import energy_variance, sample_quality
+from isingaug.metrics.truth_quality import truth_quality
 from isingaug.seeding import stream
 from isingaug.solvers.base import Solver
 from isingaug.training import TrainingSession
@@ -116,17 +117,22 @@ def run_generator(cfg: DictConfig, generator: Generator, dataset: Dataset,
         M_plus / max(result.seconds["generator_sample"], 1e-9))
     if getattr(generator, "diagnostics", None):
         result.diagnostics["generator"] = dict(generator.diagnostics)
-    result.metrics.update(generated_quality(result.samples, dataset, params_obs,
-                                            int(cfg.seed)))
+    result.metrics.update(generated_quality(result.samples, dataset, params_obs, int(cfg.seed),
+                                            generator, int(cfg.metrics.exact_quality_max_n)))
     return result
 
 
-def generated_quality(samples: Tensor, dataset: Dataset, params_obs: IsingParams,
-                      seed: int) -> dict[str, float]:
-    """`gen/...` scores of the generated patterns against the observed ones."""
+def generated_quality(samples: Tensor, dataset: Dataset, params_obs: IsingParams, seed: int,
+                      generator: Generator | None = None,
+                      exact_max_n: int = 20) -> dict[str, float]:
+    """`gen/...` scores of the generated patterns: against the training patterns (fit), the
+    held-out test patterns, and the truth (exact moments, KL) where it is known and small."""
     scores = sample_quality(samples, dataset.train, rng=stream(seed, "quality"))
     out = {f"{res.GEN_PREFIX}/{name}": value for name, value in scores.items()}
     out[res.GEN_VAR_E_OBS] = energy_variance(params_obs, samples)
     if dataset.truth is not None:
         out[res.GEN_VAR_E_TRUE] = energy_variance(dataset.truth, samples)
+    out.update(truth_quality(samples, train=dataset.train, test=dataset.test, truth=dataset.truth,
+                             params_obs=params_obs, generator=generator, seed=seed,
+                             exact_max_n=exact_max_n))
     return out

@@ -29,6 +29,7 @@ from isingaug.metrics.imputation import (
     imputation_baselines,
     imputation_metrics,
 )
+from isingaug.metrics.truth_quality import check_exact_quality_max_n
 from isingaug.run_summary import render, summary_table, unconverged_warning
 from isingaug.solvers.base import Solver
 from isingaug.training import training_length
@@ -91,6 +92,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     if cfg.seed is None or int(cfg.seed) < 0:
         raise ConfigError(f"seed must be an integer >= 0; got {cfg.seed!r}")
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    check_exact_quality_max_n(cfg.metrics.exact_quality_max_n)
     solver = build(cfg.solver, "solver")
     generator = build(cfg.generator, "generator")
     M_plus = int(cfg.M_plus)
@@ -145,6 +147,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             augmentation = run_generator(cfg, generator, dataset, params_obs, solver, M_plus,
                                          loggers)
             metrics.update(augmentation.metrics)
+            summary["tractable"] = bool(generator.tractable)  # an RBM knows only once fitted
             diagnostics.update(augmentation.diagnostics)
             seconds.update(augmentation.seconds)
             step = int(augmentation.metrics.get(res.GEN_STEPS, 0))

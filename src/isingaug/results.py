@@ -123,6 +123,73 @@ GEN_SAMPLE_SECONDS = _gen("sample_seconds", "generator sampling seconds", True, 
 GEN_PATTERNS_PER_SECOND = _gen("patterns_per_second", "generated patterns per second", False,
                                "timing")
 
+# ---- truth, held-out and likelihood quality (metrics/truth_quality.py) -----------------------
+# Against the truth: only when it is known and n <= metrics.exact_quality_max_n (exact moments of
+# all 2^n states), absent otherwise. Each `_floor` is the same statistic of as many exact samples
+# of the truth as there are generated patterns (one seeded draw): the sampling-noise level, not a
+# score. Errors are mean squares over spins / pairs i<j / scored triplets; var_E_err is
+# |Var_gen[E] / Var_ref[E] - 1|; tv is the total variation of the generated patterns' empirical
+# distribution from p_true; kl is KL(p_hat_gen || p_true) in nats (finite: p_true > 0 everywhere;
+# KL(p_true || p_hat) is infinite whenever a state is never generated).
+GEN_MAG_ERR_TRUE = _gen("mag_err_true", "magnetisation error vs truth", True, "truth")
+GEN_MAG_ERR_TRUE_FLOOR = _gen("mag_err_true_floor", "magnetisation error vs truth: noise floor",
+                              None, "truth")
+GEN_CONN_CORR_ERR_TRUE = _gen("conn_corr_err_true", "connected-correlation error vs truth", True,
+                              "truth")
+GEN_CONN_CORR_ERR_TRUE_FLOOR = _gen("conn_corr_err_true_floor",
+                                    "connected-correlation error vs truth: noise floor", None,
+                                    "truth")
+GEN_THREE_POINT_ERR_TRUE = _gen("three_point_err_true", "three-point error vs truth", True,
+                                "truth")
+GEN_THREE_POINT_ERR_TRUE_FLOOR = _gen("three_point_err_true_floor",
+                                      "three-point error vs truth: noise floor", None, "truth")
+GEN_VAR_E_ERR_TRUE = _gen("var_E_err_true", "relative Var[E] error vs truth", True, "truth")
+GEN_VAR_E_ERR_TRUE_FLOOR = _gen("var_E_err_true_floor",
+                                "relative Var[E] error vs truth: noise floor", None, "truth")
+GEN_TV_TRUE = _gen("tv_true", "total variation from the truth", True, "truth")
+GEN_TV_TRUE_FLOOR = _gen("tv_true_floor", "total variation from the truth: noise floor", None,
+                         "truth")
+GEN_KL_TRUE = _gen("kl_true", "KL(empirical generated || truth)", True, "truth")
+GEN_KL_TRUE_FLOOR = _gen("kl_true_floor", "KL(empirical generated || truth): noise floor", None,
+                         "truth")
+GEN_VAR_E_EXACT = _gen("var_E_exact", "exact Var[E] under θ_true", None, "truth")
+# Tractable generators only (`tractable` and `log_prob`): kl_exact = KL(p_true || p_gen) in nats by
+# enumeration (truth known, n <= metrics.exact_quality_max_n); test_loglik = mean log p_gen of the
+# test patterns (any n with a test set). Absent otherwise.
+GEN_KL_EXACT = _gen("kl_exact", "exact KL(truth || generator)", True, "likelihood")
+GEN_TEST_LOGLIK = _gen("test_loglik", "generator's test log-likelihood", False, "likelihood")
+# Against the held-out test patterns (any n, absent without a test set): sample_quality's scores
+# against the test patterns, and var_E_err_test under θ̂_obs. Each `_test_train` is the same score
+# of the training patterns against the test patterns (what copying the observed data scores).
+GEN_MAG_ERR_TEST = _gen("mag_err_test", "magnetisation error vs test", True, "held_out")
+GEN_CONN_CORR_ERR_TEST = _gen("conn_corr_err_test", "connected-correlation error vs test", True,
+                              "held_out")
+GEN_THREE_POINT_ERR_TEST = _gen("three_point_err_test", "three-point error vs test", True,
+                                "held_out")
+GEN_SPECTRUM_ERR_TEST = _gen("spectrum_err_test", "covariance-spectrum error vs test", True,
+                             "held_out")
+GEN_ENTROPY_ERR_TEST = _gen("entropy_err_test", "gzip entropy error vs test", True, "held_out")
+GEN_AAI_TEST = _gen("aai_test", "adversarial accuracy indicator vs test", True, "held_out")
+GEN_VAR_E_ERR_TEST = _gen("var_E_err_test", "relative Var[E] error vs test (under θ̂_obs)", True,
+                          "held_out")
+GEN_MAG_ERR_TEST_TRAIN = _gen("mag_err_test_train", "magnetisation error vs test: training data",
+                              None, "held_out")
+GEN_CONN_CORR_ERR_TEST_TRAIN = _gen("conn_corr_err_test_train",
+                                    "connected-correlation error vs test: training data", None,
+                                    "held_out")
+GEN_THREE_POINT_ERR_TEST_TRAIN = _gen("three_point_err_test_train",
+                                      "three-point error vs test: training data", None, "held_out")
+GEN_SPECTRUM_ERR_TEST_TRAIN = _gen("spectrum_err_test_train",
+                                   "covariance-spectrum error vs test: training data", None,
+                                   "held_out")
+GEN_ENTROPY_ERR_TEST_TRAIN = _gen("entropy_err_test_train",
+                                  "gzip entropy error vs test: training data", None, "held_out")
+GEN_AAI_TEST_TRAIN = _gen("aai_test_train", "adversarial accuracy indicator vs test: training data",
+                          None, "held_out")
+GEN_VAR_E_ERR_TEST_TRAIN = _gen("var_E_err_test_train",
+                                "relative Var[E] error vs test: training data", None, "held_out")
+# ---- end of truth, held-out and likelihood quality -------------------------------------------
+
 
 def key(stem: str, condition: str) -> str:
     """The results key of a per-condition metric: key(MSE_J, OBS) == 'mse_J/obs'."""

@@ -21,8 +21,11 @@ CONDITION_ROWS = (res.MSE_J, res.MSE_H, res.MSE_ALL, res.REL_ERR_J, res.TEST_LOG
                   res.TEST_PSEUDO_LOGLIK, res.IMPUTE_ACC, res.IMPUTE_ACC_SPIKE,
                   res.IMPUTE_ACC_SILENCE, res.IMPUTE_COND_LOGLIK, res.SOLVER_SECONDS)
 #: Generated-pattern rows shown under the table when present.
-GENERATED_ROWS = (res.GEN_STEPS, res.GEN_TRAIN_SECONDS, res.GEN_SAMPLE_SECONDS,
-                  res.GEN_COPY_FRACTION, res.GEN_AAI, res.GEN_VAR_E_OBS)
+GENERATED_ROWS = (res.GEN_KL_EXACT, res.GEN_TEST_LOGLIK, res.GEN_CONN_CORR_ERR_TRUE,
+                  res.GEN_CONN_CORR_ERR_TRUE_FLOOR, res.GEN_TV_TRUE, res.GEN_TV_TRUE_FLOOR,
+                  res.GEN_CONN_CORR_ERR_TEST, res.GEN_CONN_CORR_ERR_TEST_TRAIN,
+                  res.GEN_COPY_FRACTION, res.GEN_AAI, res.GEN_STEPS, res.GEN_TRAIN_SECONDS,
+                  res.GEN_SAMPLE_SECONDS)
 
 
 def summary_table(metrics: Mapping[str, float], diagnostics: Mapping[str, Any],

@@ -42,6 +42,8 @@ FREQUENCY_EPS = 1e-4
 LOG_PARTITION_MAX_UNITS = 20
 #: Elements (states x units) per chunk of log Z and log_prob: bounds their memory.
 _LOG_PROB_CHUNK_ELEMENTS = 1 << 22
+#: Visible units of the block multiplied once in minus_free_energy_table (2^12 states).
+_TABLE_LOW_BITS = 12
 
 
 class RbmParams(NamedTuple):
@@ -104,29 +106,51 @@ def free_energy(v: Tensor, params: RbmParams) -> Tensor:
     return -(v @ params.b) - softplus(params.c + v @ params.W).sum(-1)
 
 
+def minus_free_energy_table(params: RbmParams,
+                            max_units: int = LOG_PARTITION_MAX_UNITS) -> Tensor:
+    """-F(v) of every {0,1}^n visible state, state k having v_i = bit_i(k) (enumerate_states's
+    order), in the parameters' dtype (pass float64).
+
+    Blocked like ising.EnergyBlocks: with v = (low, high) bits, vW + c = (low W_low + c) +
+    high W_high, so the low block is multiplied once and each group of high settings costs one
+    broadcast add; the 2^n x H softplus is all the work. Memory: the table (2^n numbers) plus
+    chunks of _LOG_PROB_CHUNK_ELEMENTS.
+    """
+    W, b, c = params
+    n = W.shape[0]
+    if n > max_units:
+        raise ConfigError(f"the RBM's table of -F enumerates 2^{n} visible states; allowed up "
+                          f"to 2^{max_units}")
+    low_bits = min(n, _TABLE_LOW_BITS)
+    low = to_binary(next(iter(enumerate_states(low_bits, 1 << low_bits, W.dtype, W.device,
+                                               max_n=low_bits))))
+    low_fields = low @ W[:low_bits] + c  # (2^L, H)
+    low_bias = low @ b[:low_bits]
+    group = max(1, _LOG_PROB_CHUNK_ELEMENTS // low_fields.numel())
+    parts = []
+    for highs in enumerate_states(n - low_bits, group, W.dtype, W.device, max_n=max_units):
+        high = to_binary(highs)
+        fields = low_fields + (high @ W[low_bits:])[:, None, :]  # (G, 2^L, H)
+        parts.append((softplus(fields).sum(-1) + low_bias + (high @ b[low_bits:])[:, None])
+                     .reshape(-1))
+    return torch.cat(parts)
+
+
 def rbm_log_partition(params: RbmParams, max_units: int = LOG_PARTITION_MAX_UNITS) -> Tensor:
     """log Z = log sum_{v,h} exp(-E(v, h)): one layer summed analytically, the other enumerated.
 
     Over the visibles log Z = logsumexp_v -F(v); over the hiddens
-    log Z = logsumexp_h [c.h + sum_i softplus(b_i + (W h)_i)]. The smaller layer is enumerated,
-    2^min(n, H) states in memory-bounded chunks, in the parameters' dtype (pass float64).
+    log Z = logsumexp_h [c.h + sum_i softplus(b_i + (W h)_i)], the same table for the RBM with
+    its layers swapped (W^T, c, b). The smaller layer is enumerated.
     """
     W, b, c = params
     n, hidden = W.shape
-    units = min(n, hidden)
-    if units > max_units:
-        raise ConfigError(f"the RBM's exact log Z enumerates its smaller layer, here 2^{units} "
-                          f"states (n={n} visible, hidden={hidden}); allowed up to 2^{max_units}")
-    if n <= hidden:
-        def log_weight(v: Tensor) -> Tensor:
-            return -free_energy(v, params)
-    else:
-        def log_weight(h: Tensor) -> Tensor:
-            return h @ c + softplus(b + h @ W.T).sum(-1)
-    chunk = max(1, _LOG_PROB_CHUNK_ELEMENTS // max(n, hidden))
-    parts = [torch.logsumexp(log_weight(to_binary(states)), 0)
-             for states in enumerate_states(units, chunk, W.dtype, W.device, max_n=max_units)]
-    return torch.logsumexp(torch.stack(parts), 0)
+    if min(n, hidden) > max_units:
+        raise ConfigError(f"the RBM's exact log Z enumerates its smaller layer, here "
+                          f"2^{min(n, hidden)} states (n={n} visible, hidden={hidden}); allowed "
+                          f"up to 2^{max_units}")
+    swapped = params if n <= hidden else RbmParams(W.T, c, b)
+    return torch.logsumexp(minus_free_energy_table(swapped, max_units), 0)
 
 
 def _normalised(weights: Tensor | None, rows: Tensor) -> Tensor:
@@ -352,17 +376,31 @@ class Rbm(LearnedGenerator):
     def _exact_params(self) -> RbmParams:
         return RbmParams(*(p.detach().to(torch.float64) for p in self.params))
 
-    @torch.no_grad()
-    def log_partition(self) -> Tensor:
-        """log Z of the current weights in float64, cached until any weight changes."""
+    def _likelihood_tables(self) -> tuple[Tensor, Tensor | None]:
+        """(log Z, -F of all 2^n visible states or None), float64, cached until a weight changes.
+
+        With n <= hidden the -F table is what log Z sums, so it is kept (8 * 2^n bytes) and
+        log_prob becomes a lookup: a KL over all states then costs one pass, not two.
+        """
         params = self._exact_params()
         cached = getattr(self, "_log_z_cache", None)
         if cached is not None and all(a.device == b.device and torch.equal(a, b)
                                       for a, b in zip(cached[0], params, strict=True)):
-            return cached[1]
-        log_z = rbm_log_partition(params)
-        self._log_z_cache = (params, log_z)
-        return log_z
+            return cached[1], cached[2]
+        n, hidden = params.W.shape
+        table = None
+        if n <= hidden:
+            table = minus_free_energy_table(params)
+            log_z = torch.logsumexp(table, 0)
+        else:
+            log_z = rbm_log_partition(params)
+        self._log_z_cache = (params, log_z, table)
+        return log_z, table
+
+    @torch.no_grad()
+    def log_partition(self) -> Tensor:
+        """log Z of the current weights in float64 (cached until any weight changes)."""
+        return self._likelihood_tables()[0]
 
     @torch.no_grad()
     def log_prob(self, spins: Tensor) -> Tensor:
@@ -370,9 +408,14 @@ class Rbm(LearnedGenerator):
 
         p is the RBM's equilibrium distribution: what its long Gibbs chains sample.
         """
+        log_z, table = self._likelihood_tables()
+        spins = spins.to(device=log_z.device)
+        if table is not None:
+            powers = torch.ones(spins.shape[1], dtype=torch.int64, device=spins.device) << (
+                torch.arange(spins.shape[1], device=spins.device))
+            return table[((spins > 0).to(torch.int64) * powers).sum(1)] - log_z
         params = self._exact_params()
-        log_z = self.log_partition()
-        v = to_binary(spins.to(device=params.W.device, dtype=torch.float64))
+        v = to_binary(spins.to(torch.float64))
         rows = max(1, _LOG_PROB_CHUNK_ELEMENTS // self.hidden)
         return torch.cat([-free_energy(v[start:start + rows], params) - log_z
                           for start in range(0, v.shape[0], rows)])

@@ -43,7 +43,7 @@ def energy_variance(params: IsingParams, spins: Tensor) -> float:
 # ----------------------------------------------------------------------------- input checks
 
 
-def _as_spins(x: Tensor, name: str) -> Tensor:
+def check_spins(x: Tensor, name: str) -> Tensor:
     """The patterns as a 2-D tensor, or a DataError naming what is wrong with them."""
     x = torch.as_tensor(x)
     if x.ndim != 2:
@@ -61,8 +61,8 @@ def _as_spins(x: Tensor, name: str) -> Tensor:
 def _spin_pair(generated: Tensor, reference: Tensor,
                names: tuple[str, str]) -> tuple[Tensor, Tensor]:
     """Both sets checked and on the first one's device; the spin counts must agree."""
-    g = _as_spins(generated, names[0])
-    d = _as_spins(reference, names[1])
+    g = check_spins(generated, names[0])
+    d = check_spins(reference, names[1])
     if g.shape[1] != d.shape[1]:
         raise DataError(f"{names[0]} has {g.shape[1]} spins per pattern but {names[1]} has "
                         f"{d.shape[1]}")
@@ -149,7 +149,7 @@ def _single_keys(words: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- moments
 
 
-def _moments(spins: Tensor) -> tuple[Tensor, Tensor]:
+def pattern_moments(spins: Tensor) -> tuple[Tensor, Tensor]:
     """<s_i> and <s_i s_j> in float64, exact: chunk sums of +-1 are integers below 2^24."""
     n = spins.shape[1]
     first = torch.zeros(n, dtype=torch.float64, device=spins.device)
@@ -162,8 +162,12 @@ def _moments(spins: Tensor) -> tuple[Tensor, Tensor]:
     return first / spins.shape[0], second / spins.shape[0]
 
 
-def _triplets(n: int, count: int, rng: torch.Generator) -> Tensor:
-    """(T, 3) index triplets i<j<k: all of them, or `count` distinct ones drawn at random."""
+def draw_triplets(n: int, count: int, rng: torch.Generator) -> Tensor:
+    """(T, 3) index triplets i<j<k: all of them, or `count` distinct ones drawn at random.
+
+    sample_quality draws its triplets with this as the first use of its rng, so another score
+    drawing from a generator seeded alike (truth_quality) uses the same triplets.
+    """
     total = math.comb(n, 3)
     if total <= count:
         return _unrank_triplets(n, torch.arange(total))
@@ -194,7 +198,7 @@ def _unrank_triplets(n: int, ranks: Tensor) -> Tensor:
     return out
 
 
-def _third_moments(spins: Tensor, triplets: Tensor) -> Tensor:
+def third_moments(spins: Tensor, triplets: Tensor) -> Tensor:
     """<s_i s_j s_k> per triplet, exact: XOR of per-spin bit columns over patterns, popcounted.
 
     Bits are 1 where a spin is -1, so s_i s_j s_k = -1 exactly where the XOR is 1.
@@ -214,7 +218,7 @@ def _third_moments(spins: Tensor, triplets: Tensor) -> Tensor:
     return out
 
 
-def _connected_third(first: Tensor, second: Tensor, third: Tensor, triplets: Tensor) -> Tensor:
+def connected_third(first: Tensor, second: Tensor, third: Tensor, triplets: Tensor) -> Tensor:
     """<ds_i ds_j ds_k> = M3 - m_i M2_jk - m_j M2_ik - m_k M2_ij + 2 m_i m_j m_k."""
     i, j, k = triplets.to(first.device).T
     n = first.shape[0]
@@ -223,7 +227,7 @@ def _connected_third(first: Tensor, second: Tensor, third: Tensor, triplets: Ten
             - mk * second.take(i * n + j) + 2 * mi * mj * mk)
 
 
-def _mean_sq(a: Tensor, b: Tensor) -> float:
+def mean_sq(a: Tensor, b: Tensor) -> float:
     """Mean squared difference; 0 for empty sets (nothing to disagree on, e.g. pairs at n = 1)."""
     return float(((a - b) ** 2).mean()) if a.numel() else 0.0
 
@@ -336,14 +340,14 @@ def sample_quality(generated: Tensor, data: Tensor, *, rng: torch.Generator | No
     n = g.shape[1]
     pairs = torch.triu_indices(n, n, offset=1, device=g.device)
 
-    m_g, c2_g = _moments(g)
-    m_d, c2_d = _moments(d)
+    m_g, c2_g = pattern_moments(g)
+    m_d, c2_d = pattern_moments(d)
     cov_g = c2_g - torch.outer(m_g, m_g)
     cov_d = c2_d - torch.outer(m_d, m_d)
 
-    triplets = _triplets(n, max_triplets, rng)
-    three_g = _connected_third(m_g, c2_g, _third_moments(g, triplets), triplets)
-    three_d = _connected_third(m_d, c2_d, _third_moments(d, triplets), triplets)
+    triplets = draw_triplets(n, max_triplets, rng)
+    three_g = connected_third(m_g, c2_g, third_moments(g, triplets), triplets)
+    three_d = connected_third(m_d, c2_d, third_moments(d, triplets), triplets)
 
     eig_g, eig_d = _eigenvalues(cov_g), _eigenvalues(cov_d)
 
@@ -355,10 +359,10 @@ def sample_quality(generated: Tensor, data: Tensor, *, rng: torch.Generator | No
     aa_syn = float((d_st > d_ss).double().mean())
 
     return {
-        "mag_err": _mean_sq(m_g, m_d),
-        "corr_err": _mean_sq(c2_g[pairs[0], pairs[1]], c2_d[pairs[0], pairs[1]]),
-        "conn_corr_err": _mean_sq(cov_g[pairs[0], pairs[1]], cov_d[pairs[0], pairs[1]]),
-        "three_point_err": _mean_sq(three_g, three_d),
+        "mag_err": mean_sq(m_g, m_d),
+        "corr_err": mean_sq(c2_g[pairs[0], pairs[1]], c2_d[pairs[0], pairs[1]]),
+        "conn_corr_err": mean_sq(cov_g[pairs[0], pairs[1]], cov_d[pairs[0], pairs[1]]),
+        "three_point_err": mean_sq(three_g, three_d),
         "spectrum_err": _relative_norm(eig_g - eig_d, eig_d),
         "entropy_err": entropy_err,
         "aa_true": aa_true,

@@ -1,13 +1,22 @@
-"""Run loggers: CSV always, wandb when the `logger` group asks for it (offline by default)."""
+"""Run loggers: CSV always, wandb when the `logger` group asks for it (offline by default); and
+the one number a run reports to a tuning sweeper (`tune.objective`, read by hydra/sweeper=optuna
+from what the job returns)."""
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
+
+from isingaug.errors import ConfigError, check_options
+from isingaug.results import metric_of
+
+DIRECTIONS = ("minimize", "maximize")
 
 
 def make_loggers(logger_cfg: DictConfig | None, run_name: str, group: str,
@@ -39,10 +48,48 @@ def log_run(loggers: list[Logger], config: DictConfig, metrics: dict[str, float]
 
 
 def close_wandb() -> None:
-    """End a wandb run if one is open, so the next job of a sweep starts its own."""
+    """End a wandb run if one is open, so the next job of a sweep starts its own.
+
+    Called from the pipeline's `finally`: when an exception is on its way out, the run is closed
+    with exit code 1, so a failed job shows as failed in wandb rather than as finished.
+    """
     try:
         import wandb
     except ImportError:  # pragma: no cover - wandb is a hard dependency
         return
     if wandb.run is not None:
-        wandb.finish()
+        wandb.finish(exit_code=1 if sys.exc_info()[0] is not None else 0)
+
+
+def tune_objective(cfg: DictConfig, metrics: Mapping[str, float]) -> float | None:
+    """The value a tuning sweeper optimises, from a finished run's metrics; None when the run
+    has no `tune.objective` (every run outside a tuning preset).
+
+    `tune.objective` names a results key (`test_loglik/aug_obs`, `gen/kl_exact`, ...). With
+    `tune.reference` (another key) the value is the distance |objective - reference|, e.g. of the
+    generated patterns' Var[E] to the training data's, for sizes with no exact likelihood.
+    `tune.direction` must agree with the declared metric (its `lower_is_better`), so a preset
+    cannot ask Optuna to maximise an error.
+    """
+    tune = cfg.get("tune")
+    name = tune.get("objective") if tune is not None else None
+    if name is None:
+        return None
+    reference = tune.get("reference")
+    direction = tune.get("direction")
+    check_options([("tune.direction", direction, direction in DIRECTIONS, " or ".join(DIRECTIONS))])
+    for option, results_key in (("tune.objective", name), ("tune.reference", reference)):
+        if results_key is not None and results_key not in metrics:
+            raise ConfigError(f"{option}={results_key!r} is not among this run's metrics "
+                              f"(a metric this run does not compute?); it has: "
+                              f"{', '.join(sorted(metrics))}")
+    if reference is not None:
+        check_options([("tune.direction", direction, direction == "minimize",
+                        "minimize with tune.reference (a distance)")])
+        return abs(float(metrics[name]) - float(metrics[reference]))
+    declared = metric_of(str(name))
+    if declared is not None and declared.lower_is_better is not None:
+        expected = "minimize" if declared.lower_is_better else "maximize"
+        check_options([("tune.direction", direction, direction == expected,
+                        f"{expected} for tune.objective={name} ({declared.label})")])
+    return float(metrics[name])

@@ -11,19 +11,40 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from isingaug import results as res
 from isingaug.report.collect import value_columns
 
-CONDITIONS = ("obs", "aug", "aug_obs")
 SUMMARY_STATS = ("mean", "sem", "count")
 
 
 def split_keys(keys: pd.Series) -> pd.DataFrame:
-    """`metric/condition` keys as two columns; `gen/...`, `seconds.*`, `ev.*` have no condition."""
-    parts = keys.str.rpartition("/")
-    plain = (parts[1] == "") | keys.str.startswith("gen/")
-    metric = parts[0].where(~plain, keys)
-    condition = parts[2].where(~plain, None)
-    return pd.DataFrame({"metric": metric, "condition": condition}, index=keys.index)
+    """`metric/condition` keys as two columns (the vocabulary's split_key); `gen/...`,
+    `seconds.*`, `ev.*` have no condition."""
+    parts = [res.split_key(key) if not key.startswith(("seconds.", "ev.")) else (key, None)
+             for key in keys]
+    return pd.DataFrame({"metric": [p[0] for p in parts], "condition": [p[1] for p in parts]},
+                        index=keys.index)
+
+
+def relative_runs(runs: pd.DataFrame, params: Sequence[str], stems: Sequence[str],
+                  to: str) -> pd.DataFrame:
+    """Per-condition metrics divided by the same run's value under condition `to` (e.g. each
+    condition's mse_J over obs), so that summarize() gives the mean ± sem of the ratio over
+    seeds, not a ratio of means. Keys keep their names; the `to` condition itself is left out."""
+    seeds = [c for c in ("seed", "data_seed") if c in runs]
+    ratios: dict[str, pd.Series] = {}
+    for stem in stems:
+        metric = res.METRICS.get(stem)
+        if metric is not None and metric.scope != "condition":
+            continue
+        base = res.key(stem, to)
+        if base not in runs:
+            continue
+        for column in runs.columns:
+            metric, condition = res.split_key(column)
+            if metric == stem and condition not in (None, to):
+                ratios[column] = runs[column] / runs[base]
+    return pd.concat([runs[[*params, *seeds]], pd.DataFrame(ratios, index=runs.index)], axis=1)
 
 
 def summarize(runs: pd.DataFrame, params: Sequence[str],

@@ -15,16 +15,26 @@ from pathlib import Path
 import pandas as pd
 
 from isingaug.errors import DataError
-from isingaug.io import write_bytes_atomic
+from isingaug.io import write_bytes_atomic, write_json_atomic
 from isingaug.report.aggregate import summarize
 from isingaug.report.collect import INTEGER_COLUMNS, collect
-from isingaug.report.figures import ReportData, plan_figures, stale_figures
+from isingaug.report.figures import (
+    ReportData,
+    plan_figures,
+    present_keys,
+    stale_figures,
+    undeclared_keys,
+)
 from isingaug.report.html import FigureEntry, render_page
 from isingaug.report.plots import png_bytes
+from isingaug.report.series import generator_info
+from isingaug.report.spec import declared_figures
 
 Message = Callable[[str], None]
 FIGURES_DIR = "figures"
 FAILURES_FILE = "failures.csv"
+# What the report drew, for programs (and tests): each figure and the results keys it shows.
+INDEX_FILE = "index.json"
 
 
 def build_report(sweeps: Sequence[Path], out: Path | None = None,
@@ -43,7 +53,7 @@ def build_report(sweeps: Sequence[Path], out: Path | None = None,
     summary = summarize(runs, params)
     seeds = [column for column in ("seed", "data_seed") if column in runs]
     repeated = int(runs.duplicated([*params, *seeds]).sum())
-    notes = []
+    notes = list(collection.notes)
     if repeated:
         notes.append(f"{repeated} runs repeat the setting and seed of another run (the same "
                      "job in two sweeps?); each counts as a seed of its own.")
@@ -61,8 +71,10 @@ def build_report(sweeps: Sequence[Path], out: Path | None = None,
         with contextlib.suppress(FileNotFoundError):
             failures_path.unlink()
 
+    declared = declared_figures(collection.blocks, alert)
+    info = generator_info(runs, declared.generators)
     plans = plan_figures(ReportData(runs=runs, summary=summary, curves=collection.curves,
-                                    params=params), warn=alert)
+                                    params=params, info=info, declared=declared), warn=alert)
     made: list[FigureEntry] = []
     for index, plan in enumerate(plans, 1):
         say(f"figure {index}/{len(plans)}: {plan.name}")
@@ -73,15 +85,31 @@ def build_report(sweeps: Sequence[Path], out: Path | None = None,
             notes.append(f"Figure {plan.name} could not be drawn: {err}")
             continue
         write_bytes_atomic(out / FIGURES_DIR / plan.name, data)
-        made.append(FigureEntry(plan.name, plan.title, plan.caption))
+        made.append(FigureEntry(plan.name, plan.title, plan.caption, plan.keys, plan.x))
     figures_dir = out / FIGURES_DIR
     if figures_dir.is_dir():
         for path in stale_figures(figures_dir, [entry.name for entry in made]):
             path.unlink()
 
+    drawn = {key for entry in made for key in entry.keys}
+    undrawn = [key for key in present_keys(runs) if key not in drawn]
+    if undrawn:
+        notes.append(f"Declared metrics found in the runs but drawn in no figure: "
+                     f"{', '.join(undrawn)}.")
+        alert(f"warning: {notes[-1]}")
+    undeclared = undeclared_keys(runs)
+    if undeclared:
+        notes.append(f"Keys that isingaug.results does not declare (in the tables, in no "
+                     f"figure): {', '.join(undeclared)}.")
+    write_json_atomic(out / INDEX_FILE, {
+        "figures": [{"name": e.name, "title": e.title, "x": e.x, "keys": e.keys}
+                    for e in made],
+        "undrawn": undrawn, "undeclared": undeclared, "trials": collection.trials})
+    files.append(INDEX_FILE)
+
     page = render_page(sources=collection.sources, runs=runs, summary=summary,
                        failures=collection.failures, params=params, figures=made, files=files,
-                       notes=notes)
+                       notes=notes, trials=collection.trials)
     index_path = out / "index.html"
     write_bytes_atomic(index_path, page.encode())
     say(f"report written to {index_path}")

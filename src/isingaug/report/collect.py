@@ -2,7 +2,9 @@
 
 A run folder is any folder holding `results.json` (success), `error.json` (a failure the pipeline
 caught) or only `.hydra/` (a job that never finished: still running, or killed). Runs of several
-sweeps pool into one table, so a study split over sweeps reports as one.
+sweeps pool into one table, so a study split over sweeps reports as one. Beside the runs, the
+collection holds what the studies ask the report to draw (the `report:` block of each study's
+saved config) and the best trial of any Optuna sweep (`optimization_results.yaml`).
 """
 
 from __future__ import annotations
@@ -15,38 +17,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import yaml
 
+from isingaug import results as res
 from isingaug.errors import DataError
-from isingaug.results import ERROR_FILE, PARAMS_FILE, RESULTS_FILE
+from isingaug.report.params import (
+    CONFIG_FILE,
+    HYDRA_DIR,
+    RUN_CONFIG,
+    SEED_COLUMNS,
+    TRAITS,
+    determined_by,
+    guessed_config_params,
+    inside_run_dirs,
+    override_columns,
+    read_overrides,
+    varying_columns,
+)
 
 Progress = Callable[[str], None]
 
 # Folders inside a run that never hold runs of their own; skipping them keeps the walk fast.
-SKIP_DIRS = frozenset({".hydra", "wandb", "checkpoints", "samples", "csv", "__pycache__"})
-# Generators with nothing to train: trainer.max_steps means nothing for them.
-UNTRAINED_GENERATORS = frozenset({"none", "bootstrap", "oracle"})
-SEED_COLUMNS = ("seed", "data_seed")
+SKIP_DIRS = frozenset({HYDRA_DIR, "wandb", "checkpoints", "samples", "csv", "__pycache__"})
+# Written by Hydra's Optuna sweeper in its sweep folder: name, best_params, best_value.
+OPTUNA_FILE = "optimization_results.yaml"
+# The config key of a study's figure declarations (conf/experiment/*.yaml `report:`).
+REPORT_KEY = "report"
+# Config keys that describe the study, not the run (its figures, its sweep at scale=smoke): kept
+# out of the runs table, so they are never taken for settings.
+STUDY_KEYS = (REPORT_KEY, "smoke_sweep")
 # Counts that become 4000.0 once a missing value sits in their column; written back as integers.
 INTEGER_COLUMNS = ("n", "M", "M_test", "M_plus", "max_steps", "seed", "data_seed", "count",
-                   "ev.selected_step", "config.trainer.max_steps")
+                   "ev.selected_step", "config.trainer.max_steps", res.GEN_STEPS)
 # Known run.* keys, in the order the tables show them.
 RUN_ORDER = ("dataset", "generator", "solver", "study", "n", "g", "g_h", "M", "M_test", "M_plus",
              "max_steps")
-# Where older results without a run.* key find it in the resolved config.
-CONFIG_FALLBACK = {"n": "dataset.n", "M": "dataset.M", "M_test": "dataset.M_test",
-                   "M_plus": "M_plus", "seed": "seed", "g": "dataset.g", "g_h": "dataset.g_h",
-                   "data_seed": "dataset.data_seed"}
 # Config scalars always kept in runs.csv (as config.<key>) when present.
 SELECTED_CONFIG = ("trainer.max_steps", "dataset.g", "dataset.g_h", "dataset._target_",
                    "generator._target_", "solver._target_")
-# Config keys a run.* column already stands for: never a parameter of their own.
-MIRRORED_CONFIG = frozenset({*CONFIG_FALLBACK.values(), "trainer.max_steps", "dataset._target_",
-                             "generator._target_", "solver._target_"})
-# Config keys that differ between runs without changing what was computed.
-IGNORED_CONFIG_PREFIXES = ("paths.", "logger.", "hydra.")
-IGNORED_CONFIG_SUFFIXES = ("seed", "_dir", "device", "accelerator")
 
 
 @dataclass
@@ -58,24 +67,31 @@ class Collection:
     curves: pd.DataFrame                # energy-variance curves, one row per (run, step)
     params: list[str]                   # columns that identify a setting (seeds excluded)
     sources: list[Path] = field(default_factory=list)
+    blocks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (study, report:)
+    trials: list[dict[str, Any]] = field(default_factory=list)  # Optuna best trials
+    notes: list[str] = field(default_factory=list)              # what the page should say
 
 
-def find_jobs(roots: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path]]:
-    """results.json files, error.json files and unfinished run folders under the roots."""
+def find_jobs(roots: Sequence[Path]) -> tuple[list[Path], list[Path], list[Path], list[Path]]:
+    """results.json files, error.json files, unfinished run folders and Optuna result files
+    under the roots."""
     results: dict[Path, None] = {}
     errors: dict[Path, None] = {}
     unfinished: dict[Path, None] = {}
+    optuna: dict[Path, None] = {}
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):
             folder = Path(dirpath)
-            if RESULTS_FILE in filenames:
-                results[(folder / RESULTS_FILE).resolve()] = None
-            elif ERROR_FILE in filenames:
-                errors[(folder / ERROR_FILE).resolve()] = None
-            elif ".hydra" in dirnames:
+            if OPTUNA_FILE in filenames:
+                optuna[(folder / OPTUNA_FILE).resolve()] = None
+            if res.RESULTS_FILE in filenames:
+                results[(folder / res.RESULTS_FILE).resolve()] = None
+            elif res.ERROR_FILE in filenames:
+                errors[(folder / res.ERROR_FILE).resolve()] = None
+            elif HYDRA_DIR in dirnames:
                 unfinished[folder.resolve()] = None
             dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-    return list(results), list(errors), list(unfinished)
+    return list(results), list(errors), list(unfinished), list(optuna)
 
 
 def collect(roots: Sequence[Path], progress: Progress | None = None) -> Collection:
@@ -87,11 +103,13 @@ def collect(roots: Sequence[Path], progress: Progress | None = None) -> Collecti
         if not root.is_dir():
             raise DataError(f"{root}: not a directory (give the sweep folder)")
     say = progress or (lambda _message: None)
-    result_files, error_files, unfinished = find_jobs(roots)
+    result_files, error_files, unfinished, optuna_files = find_jobs(roots)
     total = len(result_files)
     say(f"found {total} results, {len(error_files)} errors, {len(unfinished)} unfinished jobs")
 
     rows: list[dict[str, Any]] = []
+    overrides: list[list[str] | None] = []
+    configs: list[Any] = []
     curve_rows: list[dict[str, Any]] = []
     failure_rows: list[dict[str, Any]] = []
     step = max(1, total // 10)
@@ -104,6 +122,8 @@ def collect(roots: Sequence[Path], progress: Progress | None = None) -> Collecti
         else:
             row, curve = _results_row(path.parent, data)
             rows.append(row)
+            overrides.append(read_overrides(path.parent))
+            configs.append(data.get("config") if isinstance(data.get("config"), dict) else {})
             curve_rows.extend(curve)
         if index % step == 0 or index == total:
             say(f"collecting {index}/{total} runs")
@@ -119,13 +139,44 @@ def collect(roots: Sequence[Path], progress: Progress | None = None) -> Collecti
             first = failure_rows[0]
             detail = (f" ({len(failure_rows)} failed or unfinished jobs, e.g. {first['run_dir']}: "
                       f"{first.get('type')}: {first.get('error')})")
-        raise DataError(f"no {RESULTS_FILE} found under {where}{detail}")
+        raise DataError(f"no {res.RESULTS_FILE} found under {where}{detail}")
 
-    runs, params = _runs_table(rows)
+    notes: list[str] = []
+    runs, params = _runs_table(rows, overrides, configs, notes)
     curves = _curves_table(curve_rows, runs, params)
     failures = _failures_table(failure_rows)
     return Collection(runs=runs, failures=failures, curves=curves, params=params,
-                      sources=roots)
+                      sources=roots, blocks=report_blocks(runs), notes=notes,
+                      trials=[trial for trial in map(read_trial, optuna_files) if trial])
+
+
+def report_blocks(runs: pd.DataFrame) -> list[tuple[str, dict[str, Any]]]:
+    """The `report:` block of each study, from the saved config of its first run (Hydra's
+    .hydra/config.yaml; nothing in a run reads the block, so results.json need not keep it)."""
+    blocks: list[tuple[str, dict[str, Any]]] = []
+    study = runs["study"] if "study" in runs else pd.Series(None, index=runs.index)
+    firsts = runs.assign(_study=study.fillna("").astype(str)).drop_duplicates("_study")
+    for name, run_dir in zip(firsts["_study"], firsts["run_dir"], strict=True):
+        try:
+            config = yaml.safe_load((Path(run_dir) / HYDRA_DIR / CONFIG_FILE).read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        block = config.get(REPORT_KEY) if isinstance(config, dict) else None
+        if isinstance(block, dict):
+            blocks.append((name, block))
+    return blocks
+
+
+def read_trial(path: Path) -> dict[str, Any] | None:
+    """An Optuna sweep's outcome: {sweep, name, best_params, best_value} (or `solutions`, the
+    Pareto front of a multi-objective study); None when unreadable."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict) or not ({"best_params", "solutions"} & set(data)):
+        return None
+    return {"sweep": str(path.parent), **data}
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -181,8 +232,11 @@ def _results_row(folder: Path, data: dict[str, Any]) -> tuple[dict[str, Any],
     row.update({key: _number(value) for key, value in metrics.items() if "/" in key})
     seconds = data.get("seconds") if isinstance(data.get("seconds"), dict) else {}
     row.update({f"seconds.{key}": _number(value) for key, value in seconds.items()})
-    row.update({f"config.{key}": value for key, value in flatten(data.get("config")).items()})
-    row["params_file"] = str(folder / PARAMS_FILE) if (folder / PARAMS_FILE).is_file() else None
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    row.update({f"config.{key}": value for key, value in flatten(config).items()
+                if key.split(".", 1)[0] not in STUDY_KEYS})
+    row["params_file"] = (str(folder / res.PARAMS_FILE) if (folder / res.PARAMS_FILE).is_file()
+                          else None)
 
     diagnostics = data.get("diagnostics") if isinstance(data.get("diagnostics"), dict) else {}
     energy = diagnostics.get("energy_variance")
@@ -223,90 +277,74 @@ def _number(value: Any) -> float:
     return math.nan
 
 
-def _runs_table(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
+def _runs_table(rows: list[dict[str, Any]], overrides: Sequence[list[str] | None],
+                configs: Sequence[Any], notes: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """The runs table (run.* columns named plainly) and its parameter columns."""
     raw = pd.DataFrame(rows)
     run_keys = [c.removeprefix("run.") for c in raw.columns if c.startswith("run.")]
     frame = raw.rename(columns={f"run.{key}": key for key in run_keys})
-    for key, config_key in CONFIG_FALLBACK.items():
+    for key, (config_key, *_) in RUN_CONFIG.items():   # older results without a run.* key
         source = f"config.{config_key}"
-        if source in frame:
+        if source in frame and key != "max_steps":
             fallback = frame[source]
             if key == "g_h" and "config.dataset.g" in frame:
                 fallback = fallback.where(fallback.notna(), frame["config.dataset.g"])
             frame[key] = fallback if key not in frame else frame[key].where(frame[key].notna(),
                                                                             fallback)
     if "generator" not in frame and "config.generator._target_" in frame:
-        names = frame["config.generator._target_"].str.rsplit(".", n=1).str[-1]
-        frame["generator"] = names.replace({"NoGenerator": "none"}).str.lower()
-    # trainer.max_steps counts only where there is something to train
-    if "config.trainer.max_steps" in frame and "generator" in frame:
-        trained = ~frame["generator"].isin(UNTRAINED_GENERATORS)
-        fallback = pd.to_numeric(frame["config.trainer.max_steps"], errors="coerce").where(trained)
-        current = frame.get("max_steps", pd.Series(np.nan, index=frame.index))
-        frame["max_steps"] = current.where(current.notna(), fallback)
+        target = frame["config.generator._target_"]
+        frame["generator"] = target.str.rsplit(".", n=1).str[-1].str.lower()
+    unknown = int(frame["trainable"].isna().sum()) if "trainable" in frame else len(frame)
+    if unknown:
+        notes.append(f"{unknown} runs predate run.trainable in results.json: whether their "
+                     "generator trains is unknown, so their training length is shown only where "
+                     "the run recorded max_steps, and they are ordered with the learned "
+                     "generators.")
     if "max_steps" in frame and frame["max_steps"].isna().all():
         frame = frame.drop(columns="max_steps")
+
+    frame, overridden = override_columns(frame, overrides, configs)
+    without = pd.Series([items is None for items in overrides], index=frame.index)
+    guessed = guessed_config_params(frame, without) if without.any() else []
+    if without.any():
+        notes.append(f"{int(without.sum())} runs have no .hydra/overrides.yaml: their parameters "
+                     "are the config values that differ between them.")
     frame = _uniform_types(frame)
 
-    config_columns = [c for c in frame.columns if c.startswith("config.")]
-    varying_config = [c for c in config_columns if is_varying(frame[c])]
-    keep_config = [c for c in config_columns
-                   if c.removeprefix("config.") in SELECTED_CONFIG or c in varying_config]
-    config_params = [c for c in varying_config if _is_config_param(c.removeprefix("config."))
-                     and not _inside_run_dirs(frame, c)]
-
-    present_run = [k for k in dict.fromkeys([*run_keys, *CONFIG_FALLBACK, "generator",
-                                             "max_steps"]) if k in frame]
+    present_run = [k for k in dict.fromkeys([*run_keys, *RUN_CONFIG, "generator"])
+                   if k in frame and k not in TRAITS]
     ordered_run = ([k for k in RUN_ORDER if k in present_run]
                    + sorted(k for k in present_run if k not in RUN_ORDER and k not in SEED_COLUMNS)
                    + [k for k in SEED_COLUMNS if k in present_run])
-    run_params = [k for k in ordered_run if k not in SEED_COLUMNS]
-    config_params = [c for c in config_params if not _determined_by(frame, run_params, c)]
-    params = run_params + config_params
+    run_params = varying_columns(frame, [k for k in ordered_run if k not in SEED_COLUMNS])
+    chosen = [c for c in overridden if c not in ordered_run]
+    extra = varying_columns(frame, dict.fromkeys([*chosen, *guessed]))
+    extra = [c for c in extra if not inside_run_dirs(frame, c)
+             and not determined_by(frame, run_params, c)]
+    # parameters that vary nowhere still name the setting in tables (dataset, n, generator...)
+    params = [k for k in ordered_run if k not in SEED_COLUMNS] + extra
+    config_columns = [c for c in frame.columns if c.startswith("config.")]
+    keep_config = [c for c in config_columns if c.removeprefix("config.") in SELECTED_CONFIG
+                   or is_varying(frame[c])]
+    groups = [c for c in chosen if not c.startswith("config.") and c not in params]
     metrics = sorted(metric_columns(frame), key=_metric_sort_key)
     other = sorted(c for c in frame.columns if c.startswith(("seconds.", "ev.")))
-    columns = ["run_dir", *ordered_run, *metrics, *other, "params_file",
-               *[c for c in keep_config if c not in params], *config_params]
+    traits = [k for k in TRAITS if k in frame]
+    columns = ["run_dir", *ordered_run, *extra, *groups, *traits, *metrics, *other,
+               "params_file", *[c for c in keep_config if c not in extra]]
     table = frame[list(dict.fromkeys(columns))]
     table = table.sort_values([*params, *[k for k in SEED_COLUMNS if k in table], "run_dir"],
                               na_position="first", kind="stable", ignore_index=True)
     return table, params
 
 
-def _is_config_param(key: str) -> bool:
-    """A varying config key that is a setting of its own (not a path, seed or mirrored key)."""
-    last = key.rsplit(".", 1)[-1]
-    return (key not in MIRRORED_CONFIG and not key.startswith(IGNORED_CONFIG_PREFIXES)
-            and not last.endswith(IGNORED_CONFIG_SUFFIXES))
-
-
-def _determined_by(frame: pd.DataFrame, keys: list[str], column: str) -> bool:
-    """Whether `column` is a function of the `keys` columns (e.g. the sizes study's `design`,
-    which names an (n, M, M_plus) point): then it would only split lines that belong together."""
-    if not keys:
-        return False
-    distinct = frame[[*keys, column]].astype(str).drop_duplicates()
-    return not distinct.duplicated(subset=keys).any()
-
-
-def _inside_run_dirs(frame: pd.DataFrame, column: str) -> bool:
-    """A config value that names a place inside each run's own folder (a checkpoint folder, a
-    log file) differs between runs without being a setting."""
-    values = frame[column]
-    if "run_dir" not in frame or not all(isinstance(v, str) for v in values):
-        return False
-    return all(str(value).startswith(str(run_dir))
-               for value, run_dir in zip(values, frame["run_dir"], strict=True))
-
-
-def _metric_sort_key(key: str) -> tuple[int, str, int]:
-    """Parameter errors first, then the rest by name; conditions in obs, aug, aug_obs order."""
-    metric, _, condition = key.rpartition("/")
-    first = ("mse_J", "mse_h", "mse_all", "rel_err_J", "impute_acc")
-    rank = first.index(metric) if metric in first else len(first) + (metric.startswith("gen"))
-    order = ("obs", "aug", "aug_obs")
-    return rank, metric, order.index(condition) if condition in order else len(order)
+def _metric_sort_key(key: str) -> tuple[int, int, int]:
+    """Metrics in the vocabulary's declaration order, conditions in its order; others last."""
+    stem, condition = res.split_key(key)
+    stems = list(res.METRICS)
+    rank = stems.index(stem) if stem in stems else len(stems)
+    order = list(res.CONDITIONS)
+    return rank, order.index(condition) if condition in order else len(order), 0
 
 
 def _uniform_types(frame: pd.DataFrame) -> pd.DataFrame:
@@ -341,3 +379,4 @@ def _failures_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     table = _uniform_types(pd.DataFrame(rows))
     ordered = [c for c in columns if c in table] + [c for c in table if c not in columns]
     return table[ordered].sort_values("run_dir", ignore_index=True)
+

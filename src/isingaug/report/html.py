@@ -10,16 +10,19 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from isingaug.report.aggregate import CONDITIONS
+from isingaug import results as res
 from isingaug.report.series import fmt_value, short_name, varying
 
-HEADLINE_METRICS = ("mse_J", "mse_all", "mse_h", "rel_err_J", "impute_acc", "impute_spike_acc",
-                    "impute_cond_loglik", "gen/aai", "gen/copy_fraction")
+HEADLINE_METRICS = (res.MSE_J, res.MSE_ALL, res.MSE_H, res.REL_ERR_J, res.IMPUTE_ACC,
+                    res.IMPUTE_ACC_SPIKE, res.IMPUTE_ACC_SILENCE, res.IMPUTE_COND_LOGLIK,
+                    res.GEN_AAI, res.GEN_COPY_FRACTION, res.GEN_KL_EXACT,
+                    res.GEN_CONN_CORR_ERR_TRUE)
 MAX_ERROR_CHARS = 600
 
 STYLE = """
@@ -68,11 +71,14 @@ class FigureEntry:
     name: str
     title: str
     caption: str
+    keys: list[str] = field(default_factory=list)     # results keys the figure shows
+    x: str | None = None
 
 
 def render_page(*, sources: Sequence[Path], runs: pd.DataFrame, summary: pd.DataFrame,
                 failures: pd.DataFrame, params: Sequence[str], figures: Sequence[FigureEntry],
-                files: Sequence[str], notes: Sequence[str] = ()) -> str:
+                files: Sequence[str], notes: Sequence[str] = (),
+                trials: Sequence[dict[str, Any]] = ()) -> str:
     """The whole page as a string."""
     settings = _settings_count(summary, params)
     failed = len(failures)
@@ -82,6 +88,8 @@ def render_page(*, sources: Sequence[Path], runs: pd.DataFrame, summary: pd.Data
     source_list = "".join(f"<li><code>{html.escape(str(s))}</code></li>" for s in sources)
     nav = ['<a href="#figures">figures</a>', '<a href="#summary">summary</a>',
            '<a href="#failures">failures</a>', '<a href="#runs">runs</a>']
+    if trials:
+        nav.insert(0, '<a href="#optuna">best trial</a>')
     fixed = _fixed_parameters(runs, params)
     parts = [
         "<!DOCTYPE html>",
@@ -99,6 +107,7 @@ def render_page(*, sources: Sequence[Path], runs: pd.DataFrame, summary: pd.Data
         f'<p class="meta">Tables: {links}</p>',
         "".join(f'<p class="meta">{html.escape(note)}</p>' for note in notes),
         f"<nav>{''.join(nav)}</nav>",
+        _trials(trials),
         '<h2 id="figures">Figures</h2>',
         _figures(figures),
         '<h2 id="summary">Summary (mean ± sem over seeds, n = seeds)</h2>',
@@ -112,6 +121,26 @@ def render_page(*, sources: Sequence[Path], runs: pd.DataFrame, summary: pd.Data
         "</body></html>",
     ]
     return "\n".join(part for part in parts if part) + "\n"
+
+
+def _trials(trials: Sequence[dict[str, Any]]) -> str:
+    """The best trial of each Optuna sweep (Hydra's optimization_results.yaml)."""
+    if not trials:
+        return ""
+    parts = ['<h2 id="optuna">Best trial (Optuna sweep)</h2>']
+    for trial in trials:
+        parts.append(f'<p class="meta">Sweep <code>{html.escape(str(trial["sweep"]))}</code> '
+                     f'({html.escape(str(trial.get("name", "")))})</p>')
+        solutions = trial.get("solutions")
+        if solutions is None:
+            solutions = [{"params": trial.get("best_params") or {},
+                          "values": [trial.get("best_value")]}]
+        rows = [{**{"objective value(s)": ", ".join(fmt_value(v) for v in s.get("values", []))},
+                 **{str(k): fmt_value(v) for k, v in (s.get("params") or {}).items()}}
+                for s in solutions if isinstance(s, dict)]
+        table = pd.DataFrame(rows).fillna("").to_html(index=False, border=0)
+        parts.append(f'<div class="scroll">{table}</div>')
+    return "\n".join(parts)
 
 
 def _figures(figures: Sequence[FigureEntry]) -> str:
@@ -150,7 +179,7 @@ def _cell(mean: float, sem: float) -> str:
 def headline_table(summary: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
     """Headline metrics wide: one row per setting, one column per metric/condition key."""
     keep = summary["metric"].isin(HEADLINE_METRICS) & (
-        summary["condition"].isin(list(CONDITIONS)) | summary["condition"].isna())
+        summary["condition"].isin(list(res.CONDITIONS)) | summary["condition"].isna())
     rows = summary[keep]
     if rows.empty:
         return pd.DataFrame()
@@ -195,8 +224,8 @@ def _failures(failures: pd.DataFrame) -> str:
 def _runs(runs: pd.DataFrame, params: Sequence[str]) -> str:
     shown = varying(runs, params)
     seeds = [c for c in ("seed", "data_seed") if c in runs and c not in shown]
-    metrics = [c for c in runs.columns if "/" in c and c.rpartition("/")[0] in HEADLINE_METRICS
-               and (c.rpartition("/")[2] in CONDITIONS or c.startswith("gen/"))]
+    metrics = [c for c in runs.columns if "/" in c and "." not in c
+               and res.split_key(c)[0] in HEADLINE_METRICS]
     table = _display(runs[["run_dir", *shown, *seeds, *metrics]], [*shown, *seeds])
     body = table.to_html(index=False, border=0, float_format=lambda v: f"{v:.4g}", na_rep="")
     return f'<details><summary>show all runs</summary><div class="scroll">{body}</div></details>'

@@ -17,14 +17,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from isingaug.report.series import AUG_CONDITIONS, CONDITION_LABELS, Bars, Line
+from isingaug import results as res
+from isingaug.report.series import AUG_CONDITIONS, VALUE, Bars, Line, condition_label
 
 PALETTE = [tuple(c) for c in colormaps["tab10"].colors]
 GRAYS = ("black", "0.45", "0.7", "0.3", "0.6")
-CONDITION_STYLE = {"obs": ("-", "o"), "aug": ("--", "s"), "aug_obs": (":", "^")}
-BASELINE_STYLE = (("-.", "x", "0.35"), ((0, (5, 2, 1, 2, 1, 2)), "+", "0.6"))
-CONDITION_COLORS = {"obs": "0.55", "aug": "tab:blue", "aug_obs": "tab:orange",
-                    "value": "tab:green"}
+CONDITION_STYLE = {res.OBS: ("-", "o"), res.OBS_L2: ((0, (3, 1, 1, 1)), "D"),
+                   res.AUG: ("--", "s"), res.AUG_OBS: (":", "^"), VALUE: ("-", "o")}
+BASELINE_STYLE = {res.BASELINE_FREQ: ("-.", "x", "0.35"),
+                  res.BASELINE_INDEP: ((0, (5, 2, 1, 2, 1, 2)), "+", "0.6")}
+OTHER_BASELINE = (":", "*", "0.5")
+CONDITION_COLORS = {res.OBS: "0.55", res.OBS_L2: "0.3", res.AUG: "tab:blue",
+                    res.AUG_OBS: "tab:orange", VALUE: "tab:green"}
+REFERENCE_STYLE = (0, (2, 2))       # noise floors and training-data scores beside a metric
 DPI = 100
 
 
@@ -46,15 +51,15 @@ def line_colors(lines: Sequence[Line]) -> list[object]:
     colour of their data setting (line style tells the condition apart); with several, obs lines
     are black/grey and each generator setting gets a colour."""
     gen_settings = list(dict.fromkeys(line.gen_key for line in lines
-                                      if line.condition in AUG_CONDITIONS))
+                                      if line.condition in (*AUG_CONDITIONS, VALUE)))
     data_settings = list(dict.fromkeys(line.data_key for line in lines))
     colors: list[object] = []
     for line in lines:
-        if line.condition.startswith("baseline_"):
+        if line.condition in res.BASELINE_CONDITIONS:
             colors.append(_baseline_style(line.condition)[2])
-        elif len(gen_settings) <= 1:
+        elif len(gen_settings) <= 1 and line.condition != VALUE:
             colors.append(PALETTE[data_settings.index(line.data_key) % len(PALETTE)])
-        elif line.condition in AUG_CONDITIONS:
+        elif line.condition in (*AUG_CONDITIONS, VALUE):
             index = gen_settings.index(line.gen_key) * max(1, len(data_settings))
             index += data_settings.index(line.data_key)
             colors.append(PALETTE[index % len(PALETTE)])
@@ -66,10 +71,12 @@ def line_colors(lines: Sequence[Line]) -> list[object]:
 def draw_lines(ax: Axes, lines: Sequence[Line]) -> None:
     """Each line with its sem error bars; horizontal references with a ±sem band."""
     for line, color in zip(lines, line_colors(lines), strict=True):
-        if line.condition.startswith("baseline_"):
+        if line.condition in res.BASELINE_CONDITIONS:
             style, marker, _ = _baseline_style(line.condition)
         else:
             style, marker = CONDITION_STYLE.get(line.condition, ("-", "o"))
+        if line.reference:
+            style, marker = REFERENCE_STYLE, ""
         err = np.nan_to_num(line.err, nan=0.0)
         if line.x is None:
             if not len(line.y) or not np.isfinite(line.y[0]):
@@ -98,7 +105,7 @@ def draw_bars(ax: Axes, bars: Bars) -> None:
         heights = bars.mean[condition].to_numpy(float)
         errors = np.nan_to_num(bars.sem[condition].to_numpy(float), nan=0.0)
         present = np.isfinite(heights)
-        label = None if condition == "value" else CONDITION_LABELS.get(condition, condition)
+        label = condition_label(condition) or None
         color = CONDITION_COLORS.get(condition, "tab:green")
         if as_points:
             ax.errorbar(offsets[present], heights[present], yerr=errors[present], fmt="o",
@@ -106,8 +113,22 @@ def draw_bars(ax: Axes, bars: Bars) -> None:
         else:
             ax.bar(offsets[present], heights[present], width * 0.95, yerr=errors[present],
                    capsize=3, color=color, label=label)
+    for index, (label, floors) in enumerate(bars.floors.items()):
+        for j, condition in enumerate(conditions):
+            if condition not in floors:
+                continue
+            offsets = centers + (j - (len(conditions) - 1) / 2) * width
+            heights = floors[condition].reindex(groups).to_numpy(float)
+            present = np.isfinite(heights)
+            ax.hlines(heights[present], offsets[present] - width * 0.48,
+                      offsets[present] + width * 0.48, colors=GRAYS[index % len(GRAYS)],
+                      linestyles=REFERENCE_STYLE, linewidth=1.6, label=label)
     for line in bars.references:
         style, _, color = _baseline_style(line.condition)
+        if line.condition in res.SOLVED_CONDITIONS:     # the condition a ratio is taken to
+            style, color = CONDITION_STYLE[line.condition][0], "black"
+        elif line.reference:
+            style, color = REFERENCE_STYLE, "black"
         if len(line.y) and np.isfinite(line.y[0]):
             ax.axhline(line.y[0], color=color, linestyle=style, linewidth=1.4, label=line.label)
     rotate = max((len(g) for g in groups), default=0) > 12 or len(groups) > 5
@@ -180,5 +201,4 @@ def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
 
 
 def _baseline_style(condition: str) -> tuple[object, str, str]:
-    index = 0 if condition.endswith("freq") else 1
-    return BASELINE_STYLE[index]
+    return BASELINE_STYLE.get(condition, OTHER_BASELINE)

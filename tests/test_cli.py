@@ -96,3 +96,19 @@ def test_bad_file_fails_cleanly(case, tmp_path):
     assert proc.returncode != 0
     assert message in proc.stderr and name in proc.stderr
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+#: What Lightning printed on every trained run before it was silenced at its source.
+LIGHTNING_NOISE = ("litlogger", "GPU available", "TPU available", "LeafSpec", "srun")
+
+
+def test_a_diverging_generator_stops_with_a_message_and_status_2(tmp_path):
+    proc = run_cli([*SMALL, "generator=vae", "generator.hidden_widths=[16]",
+                    "generator.latent_dim=2", "generator.lr=1e6", "M_plus=100"], tmp_path / "run")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "isingaug: error: generator=vae diverged at training step " in proc.stderr
+    assert "lower generator.lr (now 1e+06)" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run" / "results.json").exists()
+    # no terminal: the training progress is a log line, and Lightning's noise is gone
+    assert "training generator=vae on cpu for 1,000 steps, starting at step 0" in proc.stdout
+    assert not [word for word in LIGHTNING_NOISE if word in proc.stdout + proc.stderr]

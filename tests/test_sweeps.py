@@ -14,9 +14,9 @@ import pytest
 from isingaug.sweep import SUMMARY_FILE
 
 BIN = Path(sys.executable).parent
-# The sizes smoke study, cut to a few seconds a job: two design points, one seed, diffusion
-# trained 20 steps and sampled with 5 DDIM steps.
-SMOKE = ["experiment=sizes_smoke", "design=n8_M300,n12_M300",
+# The sizes study at scale=smoke, cut to a few seconds a job: two sizes (n = 8, 12), one seed,
+# diffusion trained 20 steps and sampled with 5 DDIM steps.
+SMOKE = ["experiment=sizes", "scale=smoke", "dataset.n=8,12", "dataset.M=300", "M_plus=1000",
          "seed=0", "trainer.max_steps=20", "generator.ddim_steps=5",
          "callbacks.energy_variance.eval_every=10", "callbacks.energy_variance.eval_samples=100",
          "device=cpu"]
@@ -44,11 +44,14 @@ def smoke_sweep(tmp_path_factory) -> Path:
 
 def test_smoke_sweep_writes_every_job(smoke_sweep):
     done = results(smoke_sweep)
-    assert {r["config"]["design"] for r in done.values()} == {"n8_M300", "n12_M300"}
-    assert all("design=" in name for name in done)
+    assert {r["config"]["dataset"]["n"] for r in done.values()} == {8, 12}
+    # named by the job's overrides, with nothing Hydra's override grammar would split on
+    assert sorted("_dataset.n-8_" in name for name in done) == [False, True]
+    assert sorted("_dataset.n-12_" in name for name in done) == [False, True]
+    assert not [name for name in done if "=" in name or "," in name]
     for result in done.values():
         metrics = result["metrics"]
-        assert result["run"]["generator"] == "diffusion" and result["run"]["study"] == "sizes_smoke"
+        assert result["run"]["generator"] == "diffusion" and result["run"]["study"] == "sizes"
         for key in ("mse_J/obs", "mse_J/aug", "mse_J/aug_obs", "gen/aai", "gen/copy_fraction"):
             assert metrics[key] is not None, key
         assert result["diagnostics"]["energy_variance"]["selected_step"] in (10, 20)
@@ -65,7 +68,7 @@ def test_rerunning_the_sweep_skips_finished_jobs(smoke_sweep, tmp_path):
 
 
 def test_a_job_reruns_alone_from_its_folder(smoke_sweep):
-    job = next(p for p in smoke_sweep.iterdir() if "design=n8_M300" in p.name)
+    job = next(p for p in smoke_sweep.iterdir() if "_dataset.n-8_" in p.name)
     env = {**os.environ, "ISINGAUG_OUTPUT_DIR": str(smoke_sweep.parents[1])}
     proc = subprocess.run([str(BIN / "isingaug-rerun"), str(job)], capture_output=True, text=True,
                           timeout=600, env=env)
@@ -102,8 +105,8 @@ def test_report_builds_from_the_sweep(smoke_sweep, tmp_path):
 
 def test_joblib_launcher_shares_one_cache_and_isolates_a_failing_job(tmp_path):
     """The smoke study through joblib: two good jobs on the same data, one failing job."""
-    args = [a for a in SMOKE if not a.startswith(("design=", "generator.ddim_steps="))]
-    proc = sweep([*args, "design=n8_M300", "generator.ddim_steps=5,7,-1",
+    args = [a for a in SMOKE if not a.startswith(("dataset.n=", "generator.ddim_steps="))]
+    proc = sweep([*args, "dataset.n=8", "generator.ddim_steps=5,7,-1",
                   "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2"], tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "1 of 3 jobs failed" in proc.stderr and "generator.ddim_steps" in proc.stderr

@@ -18,6 +18,12 @@ class DataError(IsingaugError, ValueError):
     """An input file is missing, unreadable or holds values that are not spin patterns."""
 
 
+class DivergenceError(IsingaugError):
+    """A learned generator's loss, gradients or samples became NaN or infinite: its settings
+    (usually the learning rate) are the user's to change. The CLI prints it and exits 2; in a
+    sweep the job writes error.json and the sweep goes on."""
+
+
 def is_int(value: object) -> bool:
     """An integer config value (numpy's included), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)

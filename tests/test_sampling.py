@@ -8,14 +8,19 @@ import pytest
 import torch
 
 from conftest import random_model
+from isingaug import sampling
 from isingaug.errors import ConfigError
-from isingaug.ising import exact_statistics, moments
+from isingaug.ising import energy, exact_statistics, moments
 from isingaug.sampling import (
     McmcSettings,
+    SweepKernel,
     exact_sample,
     integrated_autocorrelation_time,
     mcmc_sample,
+    mcmc_sweep,
     run_sweeps,
+    slot_betas,
+    swap_temperatures,
 )
 
 
@@ -41,13 +46,14 @@ def test_exact_sampler_matches_enumeration():
 
 
 @pytest.mark.parametrize("rule", ["heat_bath", "metropolis"])
-@pytest.mark.parametrize("tempering", [False, True])
-def test_mcmc_matches_enumeration(rule, tempering):
+@pytest.mark.parametrize(("tempering", "block"), [(False, None), (True, None), (True, 5)])
+def test_mcmc_matches_enumeration(rule, tempering, block):
+    """block=None is one block at n = 12; block=5 crosses block boundaries (5 + 5 + 2)."""
     params = random_model(12, g=1.0, seed=1)
     gen = torch.Generator().manual_seed(1)
     settings = McmcSettings(chains=4000, burn_in=200, thin=5, rule=rule,
                             parallel_tempering=tempering, pt_replicas=4, pt_beta_min=0.5)
-    result = mcmc_sample(params, 20_000, settings, gen)
+    result = mcmc_sample(params, 20_000, settings, gen, block=block)
     assert result.samples.shape == (20_000, 12)
     tau = result.diagnostics["tau_int_energy"]
     assert 0.5 < tau < 20
@@ -103,3 +109,111 @@ def test_run_sweeps_leaves_its_input_alone_and_checks_the_rule():
         run_sweeps(params, chains, 1, rule="glauber")
     with pytest.raises(ConfigError, match=r"sampler\.thin must be >= 1"):
         McmcSettings(thin=0)
+    with pytest.raises(ConfigError, match=r"sampler\.dtype must be one of .*float64"):
+        McmcSettings(dtype="float16")
+    result = mcmc_sample(params, 40, McmcSettings(chains=20, burn_in=5, thin=1, dtype="float64"),
+                         torch.Generator().manual_seed(0))
+    assert result.samples.dtype == torch.float64
+
+
+class _TiledUniforms:
+    """Hands the kernel preset uniforms (n, C) in the order it asks: tile by tile (`tile`
+    chains each) and, within a tile, block of sites by block."""
+
+    def __init__(self, values: torch.Tensor, tile: int) -> None:
+        self.values, self.tile, self.row, self.column = values, tile, 0, 0
+
+    def fill_(self, out: torch.Tensor) -> torch.Tensor:
+        rows, width = out.shape
+        out.copy_(self.values[self.row:self.row + rows, self.column:self.column + width])
+        self.row += rows
+        if self.row == self.values.shape[0]:
+            self.row, self.column = 0, self.column + width
+        return out
+
+
+def reference_sweep(params, sites, uniform, rule, beta):
+    """The textbook sequential single-site sweep, one site at a time, fields recomputed."""
+    for i in range(params.n):
+        field_i = params.h[i] + params.J[i] @ sites
+        if rule == "heat_bath":
+            sites[i] = torch.where(uniform[i] < torch.sigmoid(2 * beta * field_i), 1.0, -1.0)
+        else:
+            flip = uniform[i] < torch.exp(-2 * beta * sites[i] * field_i)
+            sites[i] = torch.where(flip, -sites[i], sites[i])
+
+
+@pytest.mark.parametrize("rule", ["heat_bath", "metropolis"])
+@pytest.mark.parametrize(("block", "tile"), [(1, None), (3, None), (4, 70), (10, 128)])
+def test_blocked_sweep_equals_the_textbook_sweep(rule, block, tile):
+    """Same uniforms in, same chains out, for blocks that divide n, do not, and cover it, in one
+    tile of chains or several (uneven) tiles."""
+    n, chains = 10, 301
+    params = random_model(n, g=1.5, seed=11)
+    gen = torch.Generator().manual_seed(3)
+    beta = torch.rand(chains, generator=gen, dtype=torch.float64) + 0.3
+    start = torch.where(torch.rand(n, chains, generator=gen) < 0.5, 1.0, -1.0).double()
+    kernel = SweepKernel(params, chains, rule, torch.float64, block=block, tile=tile)
+    kernel.load(start).set_beta(beta)
+    expected = start.clone()
+    for _ in range(4):
+        uniform = torch.rand(n, chains, generator=gen, dtype=torch.float64)
+        before = kernel.spins()
+        flips = kernel.sweep(_TiledUniforms(uniform, kernel.tile))
+        reference_sweep(params, expected, uniform, rule, beta)
+        assert torch.equal(kernel.spins(), expected)
+        if rule == "metropolis":
+            assert torch.equal(flips, (before != expected).sum(0).double())
+        else:
+            assert flips is None
+    assert torch.allclose(kernel.energies(), energy(params, expected.T))
+
+
+def test_kernel_energies_and_mcmc_sweep():
+    params = random_model(7, seed=12)
+    gen = torch.Generator().manual_seed(0)
+    sites = torch.where(torch.rand(7, 50, generator=gen) < 0.5, 1.0, -1.0).double()
+    kernel = SweepKernel(params, 50, dtype=torch.float64, tile=16).load(sites)
+    assert torch.equal(kernel.spins(), sites) and torch.equal(kernel.spins(5), sites[:, :5])
+    assert torch.equal(kernel.spins(torch.tensor([3, 40])), sites[:, [3, 40]])
+    assert torch.allclose(kernel.energies(), energy(params, sites.T))
+    assert torch.allclose(kernel.energies(20), energy(params, sites[:, :20].T))
+    accepted = mcmc_sweep(params, sites, "metropolis", gen)
+    assert accepted.shape == (50,) and (accepted > 0).any() and (accepted <= 7).all()
+    assert set(sites.unique().tolist()) == {-1.0, 1.0}
+
+
+def test_temperature_swaps_by_hand():
+    """Equal temperatures accept every exchange; the slots' temperatures follow the order."""
+    betas = torch.ones(4, dtype=torch.float64)
+    order = torch.arange(4)[:, None].repeat(1, 3)
+    energies = torch.randn(4, 3, dtype=torch.float64)
+    pairs, accept = swap_temperatures(order, energies, betas, 1)
+    assert pairs.tolist() == [1] and accept.all()
+    assert order[:, 0].tolist() == [0, 2, 1, 3]
+    ladder = torch.tensor([1.0, 0.5, 0.25, 0.125], dtype=torch.float64)
+    slot = slot_betas(order, ladder)
+    assert slot[:, 0].tolist() == [1.0, 0.25, 0.5, 0.125]
+    # a huge energy gap the wrong way is never accepted
+    energies = torch.tensor([[-100.0], [100.0]], dtype=torch.float64)
+    order = torch.arange(2)[:, None]
+    _, accept = swap_temperatures(order, energies, ladder[:2], 0)
+    assert not accept.any() and order[:, 0].tolist() == [0, 1]
+
+
+def test_exact_sampler_in_small_draw_chunks(monkeypatch):
+    monkeypatch.setattr(sampling, "EXACT_DRAW_CHUNK", 7)
+    params = random_model(9, g=1.0, seed=13)
+    samples = exact_sample(params, 30_000, torch.Generator().manual_seed(0), chunk=64)
+    assert samples.shape == (30_000, 9)
+    assert_moments_close(samples, params)
+
+
+def test_same_seed_same_tempered_chains():
+    params = random_model(8, g=1.5, seed=14)
+    settings = McmcSettings(chains=40, burn_in=10, thin=2, parallel_tempering=True,
+                            pt_replicas=3, pt_beta_min=0.5)
+    a = mcmc_sample(params, 100, settings, torch.Generator().manual_seed(2), block=3)
+    b = mcmc_sample(params, 100, settings, torch.Generator().manual_seed(2), block=3)
+    assert torch.equal(a.samples, b.samples)
+    assert a.diagnostics["pt_swap_rates"] == b.diagnostics["pt_swap_rates"]

@@ -1,18 +1,24 @@
 """Sampling from an Ising model: exact (chunked enumeration) and batched MCMC.
 
-The MCMC kernel advances every chain at once: a sweep visits the sites in order and updates site i
-of all chains (and all tempering replicas) with one vectorised operation, so the Python loop is over
-sites and sweeps, never over chains or samples. A single-site *rule* (heat-bath or Metropolis) is
-kept apart from the chain *runner*; parallel tempering stacks replicas on a leading axis.
+The MCMC kernel advances every chain at once. A sweep visits the sites in order, as a textbook
+single-site sampler does, and updates site i of all chains (and all tempering replicas, stacked as
+more columns) with one vectorised operation; sites are grouped in blocks so that most of the
+arithmetic of a sweep is a few matrix products (`SweepKernel`). The Python loop is over sites and
+sweeps, never over chains or samples. The single-site *rule* (heat-bath or Metropolis) is a random
+threshold inside the kernel, apart from the chain *runner*; parallel tempering swaps replicas
+between sweeps.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,13 +28,24 @@ from isingaug.ising import (
     DEFAULT_MAX_ENUMERATION_N,
     EnergyBlocks,
     IsingParams,
-    energy,
 )
 
 RULES = ("heat_bath", "metropolis")
 SAMPLER_KINDS = ("auto", "exact", "mcmc")
 #: Couplings at which parallel tempering switches on when sampler.parallel_tempering is auto.
 PT_AUTO_G = 1.5
+#: Sites per block of the blocked sweep on the CPU (n < 128; doubled for larger n) and on CUDA.
+BLOCK_CPU = 16
+BLOCK_CUDA = 64
+#: CPU tiles: about this many numbers of state per tile (512 KiB of float32), at least so many
+#: chains.
+TILE_FLOATS_CPU = 1 << 17
+TILE_MIN_CPU = 2048
+#: Samples drawn per enumeration block and call of torch.multinomial (bounds its buffers).
+EXACT_DRAW_CHUNK = 1 << 20
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_NUMPY_FLOATS = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def random_spins(shape: tuple[int, ...], generator: torch.Generator | None = None,
@@ -44,21 +61,28 @@ def exact_sample(params: IsingParams, num_samples: int, generator: torch.Generat
     """Independent samples from P = exp(-E)/Z by enumeration, in two memory-bounded passes.
 
     Pass one finds the probability mass of every block of states; blocks are then drawn
-    multinomially and, within each block drawn, states in proportion to their weight.
+    multinomially and, within each block drawn, states in proportion to their weight. Memory is
+    the output plus O(chunk) for the energies and O(EXACT_DRAW_CHUNK) for the draws, whatever
+    num_samples and n are.
     """
     blocks = EnergyBlocks.of(params, chunk, max_n)
     block_log_mass = torch.stack([torch.logsumexp(-e.reshape(-1), 0) for _, e in blocks])
     picks = torch.multinomial(torch.softmax(block_log_mass, 0), num_samples, replacement=True,
                               generator=generator)
     counts = torch.bincount(picks, minlength=block_log_mass.shape[0]).tolist()
-    width = blocks.low.shape[0]
-    drawn = []
+    del picks
+    width, low_bits = blocks.low.shape
+    samples = torch.empty(num_samples, params.n, dtype=params.dtype, device=params.device)
+    filled = 0
     for count, (highs, e) in zip(counts, blocks, strict=True):
-        if count:
-            rows = torch.multinomial(torch.softmax(-e.reshape(-1), 0), count, replacement=True,
-                                     generator=generator)
-            drawn.append(torch.cat([blocks.low[rows % width], highs[rows // width]], 1))
-    samples = torch.cat(drawn)
+        probs = torch.softmax(-e.reshape(-1), 0) if count else None
+        for offset in range(0, count, EXACT_DRAW_CHUNK):
+            size = min(EXACT_DRAW_CHUNK, count - offset)
+            rows = torch.multinomial(probs, size, replacement=True, generator=generator)
+            out = samples[filled:filled + size]
+            out[:, :low_bits] = blocks.low[rows % width]
+            out[:, low_bits:] = highs[rows // width]
+            filled += size
     order = torch.randperm(num_samples, generator=generator,
                            device=generator.device if generator is not None else samples.device)
     return samples[order.to(samples.device)]
@@ -69,41 +93,247 @@ def _check_rule(rule: str) -> None:
         raise ConfigError(f"sampler.rule must be one of {list(RULES)}; got {rule!r}")
 
 
-def sweep(params: IsingParams, sites: Tensor, rule: str = "heat_bath",
-          generator: torch.Generator | None = None, beta: Tensor | float = 1.0) -> Tensor:
-    """One sequential sweep over all sites, in place, for site-major chains of shape (..., n, C).
+def default_block(n: int, device: torch.device) -> int:
+    """Sites per block: a larger block means fewer matrix products per sweep but longer in-block
+    corrections (a block site adds up to block - 1 updated neighbours). The CPU choice was the
+    fastest of 8-64 in CPU-time measurements at n = 40-500; the CUDA one is a guess until a GPU
+    measures it (benchmarks/gpu_check.py times several)."""
+    if device.type == "cuda":
+        return max(1, min(n, BLOCK_CUDA))
+    return max(1, min(n, BLOCK_CPU if n < 128 else 2 * BLOCK_CPU if n < 384 else 4 * BLOCK_CPU))
 
-    Site-major storage makes the row a site update reads and writes contiguous across chains
-    (mcmc_sample measured 4-17 % faster than chain-major at n = 20-100 on CPU). `beta` broadcasts
-    against (..., C) (e.g. shape (R, 1) for R tempering replicas). Returns the number of flips
-    accepted per chain (Metropolis; zeros for heat-bath, which has no rejection).
+
+def default_tile(n: int, device: torch.device) -> int:
+    """Chains per tile: on the CPU a tile's state (n + 1 rows) is kept near 512 KiB so that a
+    whole sweep of it stays in the core's 2 MiB L2 cache (at n = 40 and 10^4 chains, tiles of
+    2,048-4,096 chains swept 1.4-1.5x faster than one tile, in CPU time); on CUDA one tile holds
+    every chain."""
+    if device.type == "cuda":
+        return 1 << 62
+    return max(TILE_MIN_CPU, TILE_FLOATS_CPU // (n + 1))
+
+
+@contextmanager
+def _exact_float32(device: torch.device) -> Iterator[None]:
+    """No TF32 in the sweep's products on CUDA, whatever the process set for speed elsewhere:
+    TF32 fields are off by about 1e-3 and every acceptance would be biased by as much."""
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+class Uniforms:
+    """Uniform [0, 1) numbers for the sweeps, drawn into caller-owned buffers.
+
+    On CUDA torch's generator (Philox) is used directly. On the CPU the draws are the largest
+    single cost of a sweep at small n, and torch's generator (MT19937) took 2.7 ns of CPU time
+    per float32 against 2.0 ns for numpy's PCG64 (measured on the project's 2-core machine), so
+    CPU draws come from a PCG64 stream seeded once from `generator`: the same torch seed still
+    gives the same chains.
     """
-    h = params.h.to(sites.dtype)
-    J = params.J.to(sites.dtype)
-    uniform = torch.rand(sites.shape, generator=generator, device=sites.device, dtype=sites.dtype)
-    accepted = torch.zeros(sites.shape[:-2] + sites.shape[-1:], device=sites.device,
-                           dtype=sites.dtype)
-    for i in range(params.n):
-        field_i = beta * (h[i] + J[i] @ sites)
-        if rule == "heat_bath":
-            sites[..., i, :] = torch.where(uniform[..., i, :] < torch.sigmoid(2.0 * field_i),
-                                           1.0, -1.0)
-        else:
-            spin = sites[..., i, :]
-            flip = uniform[..., i, :] < torch.exp(-2.0 * spin * field_i)
-            sites[..., i, :] = torch.where(flip, -spin, spin)
-            accepted += flip
-    return accepted
+
+    def __init__(self, generator: torch.Generator | None, device: torch.device) -> None:
+        self.generator = generator
+        self._numpy: np.random.Generator | None = None
+        if device.type == "cpu":
+            seed_device = generator.device if generator is not None else "cpu"
+            seed = torch.randint(0, 2**62, (1,), generator=generator, device=seed_device)
+            self._numpy = np.random.Generator(np.random.PCG64(int(seed)))
+
+    def fill_(self, out: Tensor) -> Tensor:
+        """Fill a contiguous buffer in place and return it."""
+        if self._numpy is None:
+            return out.uniform_(generator=self.generator)
+        self._numpy.random(out=out.numpy(), dtype=_NUMPY_FLOATS[out.dtype])
+        return out
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Consecutive sites [start, start + b) of one tile and the views its step works on."""
+
+    weights: Tensor  # (b, n + 1): [J[block, :] with couplings to earlier block sites zeroed, h]
+    uniform: Tensor  # (b, T), a view of a buffer shared by the blocks
+    field: Tensor  # (b, T), likewise
+    previous: Tensor  # (b, T), likewise (Metropolis: spins before the block step)
+    spins: Tensor  # (b, T), a view of the tile's state
+    # per site: couplings to the block's earlier sites (k,), their spins (T, k), field, spins
+    steps: tuple[tuple[Tensor | None, Tensor | None, Tensor, Tensor], ...]
+
+
+class _Tile:
+    """The chains of one tile, (n + 1, T) with a last row of ones, and its block views."""
+
+    def __init__(self, weights: list[Tensor], J: Tensor, width: int, block: int,
+                 buffers: tuple[Tensor, ...]) -> None:
+        n = J.shape[0]
+        self.state = torch.ones(n + 1, width, dtype=J.dtype, device=J.device)
+        self.sites = self.state[:n]
+        uniform, fields, previous = buffers
+        blocks = []
+        for index, start in enumerate(range(0, n, block)):
+            size = min(block, n - start)
+            steps = []
+            for k in range(size):
+                i = start + k
+                coupled = (J[i, start:i], self.sites[start:i].T) if k else (None, None)
+                steps.append((*coupled, fields[k], self.sites[i]))
+            blocks.append(_Block(weights[index], uniform[:size], fields[:size], previous[:size],
+                                 self.sites[start:start + size], tuple(steps)))
+        self.blocks = tuple(blocks)
+        self.scale: Tensor | float = 1.0
+
+
+class SweepKernel:
+    """A sequential sweep of one model over many chains, laid out for few large operations.
+
+    Chains are columns, stored site-major in tiles of `tile` chains, each tile (n + 1, T) with a
+    last row of ones that carries h into the matrix products. A sweep visits sites 0..n-1 in
+    order, as a plain single-site sampler does, in blocks of `block` consecutive sites: one matrix
+    product gives every block site's field from the spins outside the block and from the block's
+    not-yet-updated sites (the couplings to earlier block sites masked out); each site then adds
+    the couplings to the block sites already updated (a matrix-vector product of at most
+    block - 1 rows) and takes its new spin as the sign of the result. A sweep of a tile is thus
+    n / block GEMMs plus two small vectorised operations per site, where the plain form is an
+    n-row matrix-vector product and a handful of element-wise operations per site. A tile is
+    swept whole before the next, so on the CPU its state stays in cache (default_tile).
+
+    The rule is a random threshold folded into the field before the sign is taken: heat-bath sets
+    s_i = +1 iff u < sigmoid(2 beta H_i), i.e. iff H_i - logit(u) / (2 beta) > 0; Metropolis
+    flips s_i iff u < exp(-2 beta s_i H_i), i.e. the new spin is sign(H_i + s_i log(u) / (2 beta)).
+    A field of exactly zero (probability zero) gives the sign of that zero.
+    `beta` is one number or one per chain (tempering replicas are chains too). Every view is
+    made once here: in the sweep, making them was a large part of the per-site cost.
+    """
+
+    def __init__(self, params: IsingParams, columns: int, rule: str = "heat_bath",
+                 dtype: torch.dtype = torch.float32, block: int | None = None,
+                 tile: int | None = None) -> None:
+        _check_rule(rule)
+        n, device = params.n, params.device
+        self.n, self.columns, self.rule, self.device = n, int(columns), rule, device
+        self.dtype = dtype
+        self.block = default_block(n, device) if block is None else max(1, min(int(block), n))
+        tile = default_tile(n, device) if tile is None else max(1, int(tile))
+        count = math.ceil(self.columns / min(tile, self.columns))
+        self.tile = math.ceil(self.columns / count)  # tiles as even as the count allows
+        h, J = params.h.to(dtype), params.J.to(dtype)
+        self._h = h[:, None]
+        self._half_J = 0.5 * J
+        self._J = J  # the coupling views of the steps point into it
+        weights = []
+        for start in range(0, n, self.block):
+            stop = min(start + self.block, n)
+            w = torch.cat([J[start:stop], h[start:stop, None]], 1)
+            earlier = torch.tril(torch.ones(stop - start, stop - start, dtype=torch.bool,
+                                            device=device), -1)
+            w[:, start:stop].masked_fill_(earlier, 0.0)
+            weights.append(w)
+        self._bounds = [(start, min(start + self.tile, self.columns))
+                        for start in range(0, self.columns, self.tile)]
+        # scratch shared by the tiles of one width (contiguous, as Uniforms.fill_ needs)
+        buffers = {width: tuple(torch.empty(self.block, width, dtype=dtype, device=device)
+                                for _ in range(3))
+                   for width in {stop - start for start, stop in self._bounds}}
+        self._tiles = [_Tile(weights, J, stop - start, self.block, buffers[stop - start])
+                       for start, stop in self._bounds]
+        self.set_beta(1.0)
+
+    def set_beta(self, beta: Tensor | float) -> None:
+        """Inverse temperature: a number, or one per chain (shape (C,))."""
+        half_inverse = 0.5 / torch.as_tensor(beta, dtype=self.dtype, device=self.device)
+        scale = -half_inverse if self.rule == "heat_bath" else half_inverse
+        for (start, stop), tile in zip(self._bounds, self._tiles, strict=True):
+            tile.scale = scale.reshape(1, self.columns)[:, start:stop] if scale.ndim else scale
+
+    def load(self, sites: Tensor) -> SweepKernel:
+        """Copy site-major spins (n, C) into the kernel."""
+        for (start, stop), tile in zip(self._bounds, self._tiles, strict=True):
+            tile.sites.copy_(sites[:, start:stop])
+        return self
+
+    def spins(self, columns: Tensor | int | None = None) -> Tensor:
+        """A copy of the spins, (n, C); the first `columns` chains, or those indexed."""
+        sites = (self._tiles[0].sites.clone() if len(self._tiles) == 1
+                 else torch.cat([tile.sites for tile in self._tiles], 1))
+        if columns is None:
+            return sites
+        return sites[:, :columns] if isinstance(columns, int) else sites[:, columns]
+
+    def sweep(self, uniforms: Uniforms) -> Tensor | None:
+        """One sweep of every chain, in place. Metropolis: flips per chain; heat-bath: None."""
+        heat_bath = self.rule == "heat_bath"
+        agree = []
+        with torch.no_grad(), _exact_float32(self.device):
+            for tile in self._tiles:
+                if not heat_bath:
+                    agreement = torch.zeros(tile.state.shape[1], dtype=self.dtype,
+                                            device=self.device)
+                for blk in tile.blocks:
+                    uniforms.fill_(blk.uniform)
+                    if heat_bath:
+                        torch.logit(blk.uniform, out=blk.field).mul_(tile.scale)
+                    else:
+                        torch.log(blk.uniform, out=blk.field).mul_(tile.scale).mul_(blk.spins)
+                        blk.previous.copy_(blk.spins)
+                    blk.field.addmm_(blk.weights, tile.state)
+                    for couplings, updated, site_field, spins in blk.steps:
+                        if couplings is not None:
+                            site_field.addmv_(updated, couplings)
+                        spins.copysign_(site_field)
+                    if not heat_bath:  # s_old s_new = -1 where a spin flipped
+                        agreement += blk.previous.mul_(blk.spins).sum(0)
+                if not heat_bath:
+                    agree.append(agreement)
+        if heat_bath:
+            return None
+        return torch.cat(agree).neg_().add_(self.n).mul_(0.5)
+
+    def energies(self, columns: int | None = None) -> Tensor:
+        """E = -h.s - s.J s / 2 of the first `columns` chains (all by default); shape (columns,)."""
+        with torch.no_grad(), _exact_float32(self.device):
+            out = []
+            for (start, _), tile in zip(self._bounds, self._tiles, strict=True):
+                if columns is not None and start >= columns:
+                    break
+                spins = tile.sites
+                out.append(-(torch.addmm(self._h, self._half_J, spins) * spins).sum(0))
+            e = torch.cat(out)
+        return e if columns is None else e[:columns]
+
+
+def mcmc_sweep(params: IsingParams, sites: Tensor, rule: str = "heat_bath",
+               generator: torch.Generator | None = None, beta: Tensor | float = 1.0) -> Tensor:
+    """One sequential MCMC sweep over all sites, in place, for site-major chains (n, C).
+
+    `beta` is a number or one per chain (C,). Returns the number of flips accepted per chain
+    (Metropolis; zeros for heat-bath, which has no rejection). For many sweeps build one
+    SweepKernel (as run_sweeps and mcmc_sample do) rather than calling this repeatedly.
+    """
+    kernel = SweepKernel(params, sites.shape[-1], rule, sites.dtype).load(sites)
+    kernel.set_beta(beta)
+    flips = kernel.sweep(Uniforms(generator, params.device))
+    sites.copy_(kernel.spins())
+    return flips if flips is not None else torch.zeros(sites.shape[-1], dtype=sites.dtype,
+                                                       device=sites.device)
 
 
 def run_sweeps(params: IsingParams, chains: Tensor, num_sweeps: int, rule: str = "heat_bath",
                generator: torch.Generator | None = None) -> Tensor:
     """Advance (C, n) chains by `num_sweeps` sweeps at beta = 1; returns the new chains."""
     _check_rule(rule)
-    sites = chains.T.contiguous()
+    kernel = SweepKernel(params.to(device=chains.device), chains.shape[0], rule,
+                         chains.dtype).load(chains.T)
+    uniforms = Uniforms(generator, chains.device)
     for _ in range(num_sweeps):
-        sweep(params, sites, rule, generator)
-    return sites.T.contiguous()
+        kernel.sweep(uniforms)
+    return kernel.spins().T.contiguous()
 
 
 def tempering_betas(replicas: int, beta_min: float) -> Tensor:
@@ -114,27 +344,38 @@ def tempering_betas(replicas: int, beta_min: float) -> Tensor:
     return torch.logspace(0.0, math.log10(beta_min), replicas, dtype=torch.float64)
 
 
-def swap_replicas(params: IsingParams, chains: Tensor, betas: Tensor, parity: int,
-                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """Replica-exchange moves between neighbours (r, r+1) with r of the given parity, in place.
+def swap_temperatures(order: Tensor, energies: Tensor, betas: Tensor, parity: int,
+                      generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Replica-exchange moves between neighbouring temperatures (r, r+1), r of the given parity.
 
-    chains are site-major, (R, n, C). Returns the lower replica r of each attempted pair (P,)
-    and the acceptance indicator per pair and chain (P, C).
-    Acceptance is min(1, exp((beta_r - beta_{r+1}) (E_r - E_{r+1}))).
+    `order` (R, C) is updated in place: order[r, c] is the replica slot that holds chain c's
+    configuration at temperature betas[r]; `energies` (R, C) are those of the slots. Exchanging
+    temperatures instead of configurations moves R * C numbers instead of n * R * C.
+    Acceptance is min(1, exp((beta_r - beta_{r+1}) (E_r - E_{r+1}))). Returns the lower
+    temperature r of each attempted pair (P,) and the acceptance per pair and chain (P, C).
     """
-    lower = torch.arange(parity, betas.shape[0] - 1, 2, device=chains.device)
-    if lower.numel() == 0:
-        return lower, torch.zeros(0, chains.shape[-1], device=chains.device)
-    e = energy(params, chains.transpose(-1, -2)).to(betas.dtype)
-    log_ratio = (betas[lower] - betas[lower + 1])[:, None] * (e[lower] - e[lower + 1])
-    uniform = torch.rand(log_ratio.shape, generator=generator, device=chains.device,
+    replicas = betas.shape[0]
+    lower, upper = slice(parity, replicas - 1, 2), slice(parity + 1, replicas, 2)
+    pairs = torch.arange(replicas, device=order.device)[lower]
+    if pairs.numel() == 0:
+        return pairs, torch.zeros(0, order.shape[-1], device=order.device)
+    e = energies.gather(0, order).to(betas.dtype)
+    log_ratio = (betas[lower] - betas[upper])[:, None] * (e[lower] - e[upper])
+    uniform = torch.rand(log_ratio.shape, generator=generator, device=order.device,
                          dtype=log_ratio.dtype)
     accept = torch.log(uniform) < log_ratio
-    first, second = chains[lower], chains[lower + 1]
-    mask = accept[:, None, :]
-    chains[lower] = torch.where(mask, second, first)
-    chains[lower + 1] = torch.where(mask, first, second)
-    return lower, accept.to(chains.dtype)
+    first, second = order[lower], order[upper]
+    first_new = torch.where(accept, second, first)
+    second.copy_(torch.where(accept, first, second))
+    first.copy_(first_new)
+    return pairs, accept.to(energies.dtype)
+
+
+def slot_betas(order: Tensor, betas: Tensor) -> Tensor:
+    """Each replica slot's inverse temperature (R, C), given order as in swap_temperatures."""
+    values = betas.to(torch.float64)[:, None].expand(order.shape)
+    return torch.empty(order.shape, dtype=torch.float64, device=order.device).scatter_(
+        0, order, values)
 
 
 def integrated_autocorrelation_time(trace: Tensor, window_factor: float = 5.0) -> float:
@@ -181,6 +422,10 @@ class McmcSettings:
                 raise ConfigError(f"sampler.{key} must be >= 1; got {getattr(self, key)}")
         if int(self.burn_in) < 0:
             raise ConfigError(f"sampler.burn_in must be >= 0; got {self.burn_in}")
+        if self.dtype not in _DTYPES:
+            raise ConfigError(f"sampler.dtype must be one of {sorted(_DTYPES)}; "
+                              f"got {self.dtype!r}")
+
 
 
 @dataclass
@@ -190,18 +435,21 @@ class McmcResult:
 
 
 def mcmc_sample(params: IsingParams, num_samples: int, settings: McmcSettings,
-                generator: torch.Generator | None = None) -> McmcResult:
+                generator: torch.Generator | None = None, block: int | None = None) -> McmcResult:
     """Draw `num_samples` patterns from `settings.chains` independent chains on params' device.
 
     Chains start uniformly random, run `burn_in` sweeps, then give one sample every `thin`
-    sweeps. The energy of up to `trace_chains` chains is recorded every sweep from half the burn-in
-    on, and its integrated autocorrelation time (in sweeps) is reported so the user can judge
-    whether burn-in and thinning are long enough.
+    sweeps, written into one preallocated (num_samples, n) buffer (memory: the samples and the
+    chains, nothing per step). The energy of up to `trace_chains` chains is recorded every sweep
+    from half the burn-in on, and its integrated autocorrelation time (in sweeps) is reported so
+    the user can judge whether burn-in and thinning are long enough. `block` is SweepKernel's
+    (a speed knob; None: default_block).
     """
     if num_samples < 1:
         raise ConfigError(f"number of samples must be >= 1; got {num_samples}")
-    dtype = {"float32": torch.float32, "float64": torch.float64}[settings.dtype]
+    dtype = _DTYPES[settings.dtype]
     device = params.device
+    n = params.n
     chains_n = min(settings.chains, num_samples)
     per_chain = math.ceil(num_samples / chains_n)
     if settings.parallel_tempering:
@@ -209,33 +457,48 @@ def mcmc_sample(params: IsingParams, num_samples: int, settings: McmcSettings,
     else:
         betas = torch.ones(1, dtype=torch.float64, device=device)
     replicas = betas.shape[0]
-    beta = betas.to(dtype)[:, None]
-    chains = random_spins((replicas, params.n, chains_n), generator, device, dtype)
-    model = params.to(dtype=dtype)
+    start_spins = random_spins((replicas, n, chains_n), generator, device, dtype)
+    kernel = SweepKernel(params, replicas * chains_n, settings.rule, dtype, block)
+    kernel.load(start_spins.transpose(0, 1).reshape(n, -1))
+    del start_spins
+    # order[r, c]: the slot (block of chains_n columns) holding chain c at temperature betas[r]
+    order = torch.arange(replicas, device=device)[:, None].repeat(1, chains_n)
+    chain_index = torch.arange(chains_n, device=device)
+    kernel.set_beta(slot_betas(order, betas).reshape(-1))
+    uniforms = Uniforms(generator, device)
     total = settings.burn_in + (per_chain - 1) * settings.thin + 1
     trace_from = settings.burn_in // 2
     traced = min(settings.trace_chains, chains_n)
-    trace, collected = [], []
+    trace = torch.empty(max(total - trace_from, 0), traced, dtype=dtype, device=device)
+    samples = torch.empty(per_chain, chains_n, n, dtype=dtype, device=device)
     flips = torch.zeros((), device=device, dtype=dtype)
-    swaps = torch.zeros(max(replicas - 1, 0), device=device, dtype=dtype)
+    swaps = torch.zeros(max(replicas - 1, 0), device=device, dtype=torch.float64)
     swap_tries = torch.zeros_like(swaps)
     start = time.perf_counter()
+    columns = chain_index  # the columns at beta = 1
     for step in range(total):
-        accepted = sweep(model, chains, settings.rule, generator, beta)
-        flips += accepted[0].sum()
+        accepted = kernel.sweep(uniforms)
+        if accepted is not None:
+            flips += accepted[columns].sum()
         if replicas > 1:
-            pairs, accept = swap_replicas(model, chains, betas, step % 2, generator)
-            swaps[pairs] += accept.mean(1)
+            energies = kernel.energies().view(replicas, chains_n)
+            pairs, accept = swap_temperatures(order, energies, betas, step % 2, generator)
+            swaps[pairs] += accept.mean(1).to(swaps.dtype)
             swap_tries[pairs] += 1
-        if step >= trace_from:
-            trace.append(energy(model, chains[0, :, :traced].T))
+            kernel.set_beta(slot_betas(order, betas).reshape(-1))
+            columns = order[0] * chains_n + chain_index
+            if step >= trace_from:
+                trace[step - trace_from] = energies.gather(0, order[:1])[0, :traced]
+        elif step >= trace_from:
+            trace[step - trace_from] = kernel.energies(traced)
         if step >= settings.burn_in and (step - settings.burn_in) % settings.thin == 0:
-            collected.append(chains[0].T.clone())
+            at_one = kernel.spins(columns if replicas > 1 else chains_n)
+            samples[(step - settings.burn_in) // settings.thin] = at_one.T
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    samples = torch.stack(collected, 1).reshape(-1, params.n)[:num_samples]
-    tau = integrated_autocorrelation_time(torch.stack(trace)) if trace else math.nan
+    samples = samples.reshape(-1, n)[:num_samples]
+    tau = integrated_autocorrelation_time(trace) if trace.shape[0] else math.nan
     diagnostics: dict[str, Any] = {
         "sampler": "mcmc",
         "rule": settings.rule,
@@ -249,7 +512,7 @@ def mcmc_sample(params: IsingParams, num_samples: int, settings: McmcSettings,
         "sweeps_per_second": total / seconds if seconds > 0 else math.nan,
     }
     if settings.rule == "metropolis":
-        diagnostics["acceptance"] = float(flips) / (total * chains_n * params.n)
+        diagnostics["acceptance"] = float(flips) / (total * chains_n * n)
     if replicas > 1:
         diagnostics["pt_betas"] = betas.tolist()
         diagnostics["pt_swap_rates"] = (swaps / swap_tries.clamp(min=1)).tolist()

@@ -22,6 +22,7 @@ from isingaug.config import CONFIG_DIR
 from isingaug.data.sk import sk_truth
 from isingaug.errors import ConfigError
 from isingaug.generators import rbm
+from isingaug.generators.learned import LearnedGenerator
 from isingaug.generators.rbm import (
     FFRbm,
     Rbm,
@@ -409,9 +410,11 @@ def test_yaml_lists_every_key_with_the_class_defaults(option: str, cls: type) ->
     node = OmegaConf.load(CONFIG_DIR / "generator" / f"{option}.yaml")
     node.seed, node.device = 3, "cpu"
     keys = set(node) - {"_target_"}
-    signature = inspect.signature(cls.__init__).parameters
-    assert keys == set(signature) - {"self"}
-    for key in keys - {"seed", "device"}:
+    # the options every learned generator shares come through **training
+    signature = {**inspect.signature(LearnedGenerator.__init__).parameters,
+                 **inspect.signature(cls.__init__).parameters}
+    assert keys == set(signature) - {"self", "training"}
+    for key in keys - {"seed", "device", "max_steps"}:
         assert node[key] == signature[key].default, key
     with warnings.catch_warnings():
         warnings.simplefilter("error")

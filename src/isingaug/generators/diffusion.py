@@ -115,9 +115,9 @@ class Diffusion(LearnedGenerator):
                  ddim_steps: int = 100, ddim_eta: float = 0.0,
                  ancestral_variance: str = "beta", batch_size: int = 256,
                  sample_batch_size: int = 10000, seed: int = 0, device: str = "auto",
-                 max_steps: int = 1000) -> None:
+                 **training: Any) -> None:
         super().__init__(batch_size=batch_size, sample_batch_size=sample_batch_size, seed=seed,
-                         device=device, max_steps=max_steps)
+                         device=device, **training)
         check_options([
             ("generator.timesteps", timesteps, is_int(timesteps) and timesteps >= 1,
              "an integer >= 1"),
@@ -193,9 +193,9 @@ class Diffusion(LearnedGenerator):
         self.log("train/loss", loss, batch_size=x0.shape[0])
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         assert self.denoiser is not None
-        return torch.optim.Adam(self.denoiser.parameters(), lr=self.lr)
+        return self.with_schedule(torch.optim.Adam(self.denoiser.parameters(), lr=self.lr))
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """The optimizer step, then the EMA update (here, so it runs once per real step)."""

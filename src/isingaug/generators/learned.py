@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 #: Where a checkpoint records what it belongs to (beside Lightning's `hyper_parameters`).
 CHECKPOINT_KEY = "isingaug"
 #: Settings that do not change what a checkpoint holds (left out of identity messages).
+LR_SCHEDULES = ("constant", "cosine")
 BOOKKEEPING = ("device", "sample_batch_size", "max_steps")
 #: On an accelerator the finiteness of loss and gradients is read back (a device sync) only every
 #: this many steps; the first bad step is tracked on the device, so the message stays exact.
@@ -201,13 +202,22 @@ class LearnedGenerator(pl.LightningModule, ABC):
     tractable = False
 
     def __init__(self, batch_size: int = 256, sample_batch_size: int = 10000, seed: int = 0,
-                 device: str = "auto", max_steps: int = 1000) -> None:
+                 device: str = "auto", max_steps: int = 1000, lr_schedule: str = "constant",
+                 lr_final_factor: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
         for key, value in (("batch_size", batch_size), ("sample_batch_size", sample_batch_size),
                            ("max_steps", max_steps)):
             if not is_int(value) or int(value) < 1:
                 raise ConfigError(f"generator.{key} must be an integer >= 1; got {value!r}")
+        check_options([
+            ("generator.lr_schedule", lr_schedule, lr_schedule in LR_SCHEDULES,
+             f"one of {list(LR_SCHEDULES)}"),
+            ("generator.lr_final_factor", lr_final_factor,
+             is_number(lr_final_factor) and 0 <= lr_final_factor <= 1, "a number in [0, 1]"),
+        ])
+        self.lr_schedule = lr_schedule
+        self.lr_final_factor = float(lr_final_factor)
         self.batch_size = int(batch_size)
         self.max_steps = int(max_steps)
         self.sample_batch_size = int(sample_batch_size)
@@ -311,6 +321,26 @@ class LearnedGenerator(pl.LightningModule, ABC):
         return checkpoint
 
     # -- training -------------------------------------------------------------------------------
+
+    def with_schedule(self, optimizer: torch.optim.Optimizer) -> Any:
+        """What configure_optimizers returns: the optimizer with its per-step lr schedule.
+
+        `cosine` decays the learning rate from lr to lr * lr_final_factor over the Trainer's
+        max_steps (a half cosine); resuming to a larger max_steps stretches the rest of the decay,
+        so a cosine run resumes exactly only to the same length.
+        """
+        if self.lr_schedule == "constant":
+            return optimizer
+        total = max(int(self.trainer.max_steps), 1)
+        final = self.lr_final_factor
+
+        def factor(step: int) -> float:
+            done = min(step / total, 1.0)
+            return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * done))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_train_start(self) -> None:
         """Remember the step this process starts training at (after a checkpoint is restored),

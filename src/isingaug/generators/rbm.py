@@ -16,7 +16,8 @@ Choices shared by both classes (numbers refer to section 9 of research/ff_rbm.md
 - the centered gradient (Melchior et al.) is on by default, with offsets from the minibatch's data
   (decision 9); `offset_momentum` > 0 turns them into running means instead;
 - the gradient ascent direction is assigned to `.grad` of optimizers built with maximize=True
-  (as the refactored code does); plain SGD with lr 0.01 by default (decision 10);
+  (as the refactored code does); plain SGD by default (decision 10), at lr 0.05: the
+  literature's 0.01 needs more updates than a CPU budget allows (benchmarks/README.md);
 - W ~ N(0, weight_init_std^2), c = 0 and b = logit of the clamped data frequency (decision 11).
 """
 
@@ -213,15 +214,15 @@ class Rbm(LearnedGenerator):
     STARTS: tuple[str, ...] = ("random", "data")
     _start_key = "generator.generate_start"
 
-    def __init__(self, hidden: int = 64, lr: float = 0.01, optimizer: str = "sgd",
+    def __init__(self, hidden: int = 64, lr: float = 0.05, optimizer: str = "sgd",
                  method: str = "pcd", k: int = 10, num_chains: int | None = None,
                  centered: bool = True, offset_momentum: float = 0.0,
                  weight_init_std: float = 0.01, visible_bias_init: str = "data",
                  gibbs_steps: int = 2000, generate_start: str = "random",
-                 batch_size: int = 256, sample_batch_size: int = 10000, seed: int = 0,
-                 device: str = "auto", max_steps: int = 1000) -> None:
+                 batch_size: int = 1000, sample_batch_size: int = 10000, seed: int = 0,
+                 device: str = "auto", **training: Any) -> None:
         super().__init__(batch_size=batch_size, sample_batch_size=sample_batch_size, seed=seed,
-                         device=device, max_steps=max_steps)
+                         device=device, **training)
         check_options([
             ("generator.hidden", hidden, is_int(hidden) and hidden >= 1, "an integer >= 1"),
             ("generator.lr", lr, is_number(lr) and lr > 0, "a number > 0"),
@@ -347,13 +348,16 @@ class Rbm(LearnedGenerator):
         for param, grad in zip(self.params, grads, strict=True):
             param.grad = grad
         optimizer.step()
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()  # manual optimisation: Lightning leaves the stepping to us
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         """SGD (no momentum) or Adam, maximising: `.grad` holds the ascent direction."""
         params = list(self.params)
         if self.optimizer_name == "adam":
-            return torch.optim.Adam(params, lr=self.lr, maximize=True)
-        return torch.optim.SGD(params, lr=self.lr, maximize=True)
+            return self.with_schedule(torch.optim.Adam(params, lr=self.lr, maximize=True))
+        return self.with_schedule(torch.optim.SGD(params, lr=self.lr, maximize=True))
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -442,12 +446,12 @@ class FFRbm(Rbm):
     STARTS = ("uniform", "data_marginals")
     _start_key = "generator.init"
 
-    def __init__(self, hidden: int = 256, lr: float = 0.01, optimizer: str = "sgd", k: int = 10,
+    def __init__(self, hidden: int = 256, lr: float = 0.05, optimizer: str = "sgd", k: int = 10,
                  num_chains: int | None = None, init: str = "uniform", centered: bool = True,
                  offset_momentum: float = 0.0, weight_init_std: float = 1e-4,
                  visible_bias_init: str = "data", gibbs_steps: int | None = None,
-                 batch_size: int = 500, sample_batch_size: int = 10000, seed: int = 0,
-                 device: str = "auto", max_steps: int = 1000) -> None:
+                 batch_size: int = 1000, sample_batch_size: int = 10000, seed: int = 0,
+                 device: str = "auto", **training: Any) -> None:
         steps = k if gibbs_steps is None else gibbs_steps
         super().__init__(hidden=hidden, lr=lr, optimizer=optimizer, method="ff", k=k,
                          num_chains=num_chains, centered=centered,
@@ -455,7 +459,7 @@ class FFRbm(Rbm):
                          visible_bias_init=visible_bias_init, gibbs_steps=steps,
                          generate_start=init, batch_size=batch_size,
                          sample_batch_size=sample_batch_size, seed=seed, device=device,
-                         max_steps=max_steps)
+                         **training)
         self.init = init
         if self.gibbs_steps != self.k:
             warnings.warn(f"generator=ff_rbm: gibbs_steps={self.gibbs_steps} differs from "

@@ -46,9 +46,9 @@ class Vae(LearnedGenerator):
     def __init__(self, latent_dim: int = 16, hidden_widths: Sequence[int] = (256, 256),
                  activation: str = "gelu", beta: float = 1.0, lr: float = 1e-3,
                  batch_size: int = 256, sample_batch_size: int = 10000, seed: int = 0,
-                 device: str = "auto", max_steps: int = 1000) -> None:
+                 device: str = "auto", **training: Any) -> None:
         super().__init__(batch_size=batch_size, sample_batch_size=sample_batch_size, seed=seed,
-                         device=device, max_steps=max_steps)
+                         device=device, **training)
         check_options([
             ("generator.latent_dim", latent_dim, is_int(latent_dim) and latent_dim >= 1,
              "an integer >= 1"),
@@ -118,8 +118,8 @@ class Vae(LearnedGenerator):
         self.log("train/kl", kl, batch_size=size)
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+    def configure_optimizers(self) -> Any:
+        return self.with_schedule(torch.optim.Adam(self.parameters(), lr=self.lr))
 
     def generate(self, num: int, rng: torch.Generator) -> Tensor:
         """z ~ N(0, I), then every spin drawn from its decoder Bernoulli, mapped to +-1."""

@@ -1,0 +1,116 @@
+"""Collect a generator-tuning sweep's run folders into one JSON table of mse_J ratios to obs.
+
+Run: .venv/bin/python benchmarks/generator_tuning.py OUT.json SWEEP_DIR [SWEEP_DIR ...]
+(e.g. benchmarks/results/generator_tuning.json outputs/multirun/tune_*).
+
+Every finished run folder (one with results.json) under the sweep folders becomes a row: its
+sweep (task) name, the setting (the command-line overrides other than seed, task name, threads
+and the data set), the seed, the resolved generator options and training length, mse_J of obs,
+aug and aug_obs, the generator's train seconds and connected-correlation error. The ratios divide
+by the same seed's unregularised obs mse_J (solver.l2=0), taken from any run of that seed with
+l2 = 0, so runs with solver.l2=auto are compared with the same reference. A summary per
+(sweep, setting) with the mean and standard error over seeds is printed and stored as well.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Overrides that do not describe a generator setting.
+IGNORED = ("seed", "task_name", "threads", "dataset.n", "dataset.M", "M_plus", "hydra")
+RATIOS = ("aug", "aug_obs", "obs")
+
+
+def overrides(run: Path) -> list[str]:
+    """The command-line overrides of one run (from .hydra/overrides.yaml)."""
+    path = run / ".hydra" / "overrides.yaml"
+    return [str(item) for item in yaml.safe_load(path.read_text())] if path.exists() else []
+
+
+def setting(items: list[str]) -> str:
+    """The overrides that define a setting, sorted, comma-joined."""
+    kept = [item for item in items if not item.split("=", 1)[0].lstrip("+~").startswith(IGNORED)]
+    return ",".join(sorted(kept))
+
+
+def row(run: Path) -> dict[str, Any]:
+    """One run's row of the table (ratios filled in later)."""
+    result = json.loads((run / "results.json").read_text())
+    metrics, config = result["metrics"], result["config"]
+    generator = {key: value for key, value in config.get("generator", {}).items()
+                 if key not in ("_target_", "seed", "device", "sample_batch_size")}
+    return {
+        "sweep": run.parent.name,
+        "setting": setting(overrides(run)),
+        "generator": result["run"]["generator"],
+        "seed": result["run"]["seed"],
+        "l2": config["solver"].get("l2"),
+        "max_steps": config["trainer"]["max_steps"],
+        "generator_config": generator,
+        "mse_J_obs": metrics.get("mse_J/obs"),
+        "mse_J_aug": metrics.get("mse_J/aug"),
+        "mse_J_aug_obs": metrics.get("mse_J/aug_obs"),
+        "train_seconds": metrics.get("gen/train_seconds"),
+        "conn_corr_err": metrics.get("gen/conn_corr_err"),
+        "threads": config.get("threads"),
+    }
+
+
+def mean_sem(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error (nan for one value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, math.nan
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(var / len(values))
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean +- sem over seeds of every ratio and of the train seconds, per (sweep, setting)."""
+    groups: dict[tuple[str, str, Any], list[dict[str, Any]]] = {}
+    for item in rows:
+        groups.setdefault((item["sweep"], item["setting"], item["l2"]), []).append(item)
+    summary = []
+    for (sweep, name, l2), items in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1],
+                                                                          str(g[0][2]))):
+        entry: dict[str, Any] = {"sweep": sweep, "setting": name, "l2": l2,
+                                 "seeds": sorted(item["seed"] for item in items)}
+        for key in [f"ratio_{c}" for c in RATIOS] + ["train_seconds", "conn_corr_err"]:
+            values = [item[key] for item in items if item.get(key) is not None]
+            if values:
+                entry[key] = dict(zip(("mean", "sem"), mean_sem(values), strict=True))
+        summary.append(entry)
+    return summary
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    runs = sorted(path.parent for sweep in sys.argv[2:] for path in Path(sweep).glob(
+        "*/results.json"))
+    rows = [row(run) for run in runs]
+    reference = {item["seed"]: item["mse_J_obs"] for item in rows if item["l2"] in (0, 0.0)}
+    for item in rows:
+        ref = reference.get(item["seed"])
+        for condition in RATIOS:
+            value = item[f"mse_J_{condition}"]
+            item[f"ratio_{condition}"] = value / ref if value is not None and ref else None
+    summary = summarise(rows)
+    for entry in summary:
+        cells = [f"{key[6:]}={entry[key]['mean']:.3f}±{entry[key]['sem']:.3f}"
+                 for key in entry if key.startswith("ratio_")]
+        seconds = entry.get("train_seconds", {}).get("mean")
+        print(f"{entry['sweep']} | {entry['setting']} | l2={entry['l2']} | seeds={entry['seeds']}"
+              f" | {' '.join(cells)} | train_s={seconds if seconds is None else round(seconds)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"reference": "mse_J ratios to the same seed's obs with l2=0",
+                               "summary": summary, "runs": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

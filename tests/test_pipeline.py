@@ -64,8 +64,10 @@ def test_imputation_is_off_for_synthetic_data_unless_asked(tmp_path):
 
 def test_generator_run_resumed_from_a_checkpoint_continues_exactly(tmp_path):
     """20 steps in one go == 10 steps, then resume_from the last checkpoint up to 20 (in another
-    folder), with the energy-variance choice made across both parts."""
-    base = [*SMALL, "generator=vae", "M_plus=500", "callbacks=select_by_energy_variance",
+    folder), with the energy-variance choice made across both parts. A constant lr: a cosine
+    decay follows each run's own max_steps, so it resumes exactly only to the same length."""
+    base = [*SMALL, "generator=vae", "generator.lr_schedule=constant", "M_plus=500",
+            "callbacks=select_by_energy_variance",
             "callbacks.energy_variance.eval_every=5", "callbacks.energy_variance.eval_samples=200"]
 
     def go(name: str, *extra: str) -> dict:

@@ -103,7 +103,7 @@ def test_short_burn_in_is_reported():
 def test_run_sweeps_leaves_its_input_alone_and_checks_the_rule():
     params = random_model(6, seed=6)
     chains = torch.ones(10, 6)
-    out = run_sweeps(params, chains, 3, generator=torch.Generator().manual_seed(0))
+    out = run_sweeps(params, chains, 3, rng=torch.Generator().manual_seed(0))
     assert torch.equal(chains, torch.ones(10, 6)) and not torch.equal(out, chains)
     with pytest.raises(ConfigError, match=r"sampler\.rule must be one of"):
         run_sweeps(params, chains, 1, rule="glauber")

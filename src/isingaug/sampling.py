@@ -48,14 +48,14 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _NUMPY_FLOATS = {torch.float32: np.float32, torch.float64: np.float64}
 
 
-def random_spins(shape: tuple[int, ...], generator: torch.Generator | None = None,
+def random_spins(shape: tuple[int, ...], rng: torch.Generator | None = None,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
     """Uniformly random +-1 spins."""
-    bits = torch.randint(0, 2, shape, generator=generator, device=device)
+    bits = torch.randint(0, 2, shape, generator=rng, device=device)
     return (2 * bits - 1).to(dtype)
 
 
-def exact_sample(params: IsingParams, num_samples: int, generator: torch.Generator | None = None,
+def exact_sample(params: IsingParams, num_samples: int, rng: torch.Generator | None = None,
                  chunk: int = DEFAULT_CHUNK,
                  max_n: int = DEFAULT_MAX_ENUMERATION_N) -> Tensor:
     """Independent samples from P = exp(-E)/Z by enumeration, in two memory-bounded passes.
@@ -68,7 +68,7 @@ def exact_sample(params: IsingParams, num_samples: int, generator: torch.Generat
     blocks = EnergyBlocks.of(params, chunk, max_n)
     block_log_mass = torch.stack([torch.logsumexp(-e.reshape(-1), 0) for _, e in blocks])
     picks = torch.multinomial(torch.softmax(block_log_mass, 0), num_samples, replacement=True,
-                              generator=generator)
+                              generator=rng)
     counts = torch.bincount(picks, minlength=block_log_mass.shape[0]).tolist()
     del picks
     width, low_bits = blocks.low.shape
@@ -78,13 +78,13 @@ def exact_sample(params: IsingParams, num_samples: int, generator: torch.Generat
         probs = torch.softmax(-e.reshape(-1), 0) if count else None
         for offset in range(0, count, EXACT_DRAW_CHUNK):
             size = min(EXACT_DRAW_CHUNK, count - offset)
-            rows = torch.multinomial(probs, size, replacement=True, generator=generator)
+            rows = torch.multinomial(probs, size, replacement=True, generator=rng)
             out = samples[filled:filled + size]
             out[:, :low_bits] = blocks.low[rows % width]
             out[:, low_bits:] = highs[rows // width]
             filled += size
-    order = torch.randperm(num_samples, generator=generator,
-                           device=generator.device if generator is not None else samples.device)
+    order = torch.randperm(num_samples, generator=rng,
+                           device=rng.device if rng is not None else samples.device)
     return samples[order.to(samples.device)]
 
 
@@ -134,22 +134,22 @@ class Uniforms:
     On CUDA torch's generator (Philox) is used directly. On the CPU the draws are the largest
     single cost of a sweep at small n, and torch's generator (MT19937) took 2.7 ns of CPU time
     per float32 against 2.0 ns for numpy's PCG64 (measured on the project's 2-core machine), so
-    CPU draws come from a PCG64 stream seeded once from `generator`: the same torch seed still
+    CPU draws come from a PCG64 stream seeded once from `rng`: the same torch seed still
     gives the same chains.
     """
 
-    def __init__(self, generator: torch.Generator | None, device: torch.device) -> None:
-        self.generator = generator
+    def __init__(self, rng: torch.Generator | None, device: torch.device) -> None:
+        self.rng = rng
         self._numpy: np.random.Generator | None = None
         if device.type == "cpu":
-            seed_device = generator.device if generator is not None else "cpu"
-            seed = torch.randint(0, 2**62, (1,), generator=generator, device=seed_device)
+            seed_device = rng.device if rng is not None else "cpu"
+            seed = torch.randint(0, 2**62, (1,), generator=rng, device=seed_device)
             self._numpy = np.random.Generator(np.random.PCG64(int(seed)))
 
     def fill_(self, out: Tensor) -> Tensor:
         """Fill a contiguous buffer in place and return it."""
         if self._numpy is None:
-            return out.uniform_(generator=self.generator)
+            return out.uniform_(generator=self.rng)
         self._numpy.random(out=out.numpy(), dtype=_NUMPY_FLOATS[out.dtype])
         return out
 
@@ -309,7 +309,7 @@ class SweepKernel:
 
 
 def mcmc_sweep(params: IsingParams, sites: Tensor, rule: str = "heat_bath",
-               generator: torch.Generator | None = None, beta: Tensor | float = 1.0) -> Tensor:
+               rng: torch.Generator | None = None, beta: Tensor | float = 1.0) -> Tensor:
     """One sequential MCMC sweep over all sites, in place, for site-major chains (n, C).
 
     `beta` is a number or one per chain (C,). Returns the number of flips accepted per chain
@@ -318,19 +318,19 @@ def mcmc_sweep(params: IsingParams, sites: Tensor, rule: str = "heat_bath",
     """
     kernel = SweepKernel(params, sites.shape[-1], rule, sites.dtype).load(sites)
     kernel.set_beta(beta)
-    flips = kernel.sweep(Uniforms(generator, params.device))
+    flips = kernel.sweep(Uniforms(rng, params.device))
     sites.copy_(kernel.spins())
     return flips if flips is not None else torch.zeros(sites.shape[-1], dtype=sites.dtype,
                                                        device=sites.device)
 
 
 def run_sweeps(params: IsingParams, chains: Tensor, num_sweeps: int, rule: str = "heat_bath",
-               generator: torch.Generator | None = None) -> Tensor:
+               rng: torch.Generator | None = None) -> Tensor:
     """Advance (C, n) chains by `num_sweeps` sweeps at beta = 1; returns the new chains."""
     _check_rule(rule)
     kernel = SweepKernel(params.to(device=chains.device), chains.shape[0], rule,
                          chains.dtype).load(chains.T)
-    uniforms = Uniforms(generator, chains.device)
+    uniforms = Uniforms(rng, chains.device)
     for _ in range(num_sweeps):
         kernel.sweep(uniforms)
     return kernel.spins().T.contiguous()
@@ -345,7 +345,7 @@ def tempering_betas(replicas: int, beta_min: float) -> Tensor:
 
 
 def swap_temperatures(order: Tensor, energies: Tensor, betas: Tensor, parity: int,
-                      generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                      rng: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Replica-exchange moves between neighbouring temperatures (r, r+1), r of the given parity.
 
     `order` (R, C) is updated in place: order[r, c] is the replica slot that holds chain c's
@@ -361,7 +361,7 @@ def swap_temperatures(order: Tensor, energies: Tensor, betas: Tensor, parity: in
         return pairs, torch.zeros(0, order.shape[-1], device=order.device)
     e = energies.gather(0, order).to(betas.dtype)
     log_ratio = (betas[lower] - betas[upper])[:, None] * (e[lower] - e[upper])
-    uniform = torch.rand(log_ratio.shape, generator=generator, device=order.device,
+    uniform = torch.rand(log_ratio.shape, generator=rng, device=order.device,
                          dtype=log_ratio.dtype)
     accept = torch.log(uniform) < log_ratio
     first, second = order[lower], order[upper]
@@ -435,7 +435,7 @@ class McmcResult:
 
 
 def mcmc_sample(params: IsingParams, num_samples: int, settings: McmcSettings,
-                generator: torch.Generator | None = None, block: int | None = None) -> McmcResult:
+                rng: torch.Generator | None = None, block: int | None = None) -> McmcResult:
     """Draw `num_samples` patterns from `settings.chains` independent chains on params' device.
 
     Chains start uniformly random, run `burn_in` sweeps, then give one sample every `thin`
@@ -457,7 +457,7 @@ def mcmc_sample(params: IsingParams, num_samples: int, settings: McmcSettings,
     else:
         betas = torch.ones(1, dtype=torch.float64, device=device)
     replicas = betas.shape[0]
-    start_spins = random_spins((replicas, n, chains_n), generator, device, dtype)
+    start_spins = random_spins((replicas, n, chains_n), rng, device, dtype)
     kernel = SweepKernel(params, replicas * chains_n, settings.rule, dtype, block)
     kernel.load(start_spins.transpose(0, 1).reshape(n, -1))
     del start_spins
@@ -465,7 +465,7 @@ def mcmc_sample(params: IsingParams, num_samples: int, settings: McmcSettings,
     order = torch.arange(replicas, device=device)[:, None].repeat(1, chains_n)
     chain_index = torch.arange(chains_n, device=device)
     kernel.set_beta(slot_betas(order, betas).reshape(-1))
-    uniforms = Uniforms(generator, device)
+    uniforms = Uniforms(rng, device)
     total = settings.burn_in + (per_chain - 1) * settings.thin + 1
     trace_from = settings.burn_in // 2
     traced = min(settings.trace_chains, chains_n)
@@ -482,7 +482,7 @@ def mcmc_sample(params: IsingParams, num_samples: int, settings: McmcSettings,
             flips += accepted[columns].sum()
         if replicas > 1:
             energies = kernel.energies().view(replicas, chains_n)
-            pairs, accept = swap_temperatures(order, energies, betas, step % 2, generator)
+            pairs, accept = swap_temperatures(order, energies, betas, step % 2, rng)
             swaps[pairs] += accept.mean(1).to(swaps.dtype)
             swap_tries[pairs] += 1
             kernel.set_beta(slot_betas(order, betas).reshape(-1))
@@ -566,15 +566,15 @@ def resolve_sampler(sampler: dict[str, Any], n: int, g: float, owner: str) -> di
 
 
 def draw_samples(params: IsingParams, num: int, spec: dict[str, Any],
-                 generator: torch.Generator) -> tuple[Tensor, dict[str, Any]]:
+                 rng: torch.Generator) -> tuple[Tensor, dict[str, Any]]:
     """`num` patterns from P = exp(-E)/Z as a resolved spec says, with the sampler's diagnostics.
 
     MCMC samples are shuffled, so consecutive patterns do not come from one chain.
     """
     if spec["kind"] == "exact":
-        samples = exact_sample(params, num, generator, max_n=spec["max_enumeration_n"])
+        samples = exact_sample(params, num, rng, max_n=spec["max_enumeration_n"])
         return samples, {"sampler": "exact"}
     settings = McmcSettings(**{k: v for k, v in spec.items() if k != "kind"})
-    result = mcmc_sample(params, num, settings, generator)
-    order = torch.randperm(num, generator=generator, device=params.device)
+    result = mcmc_sample(params, num, settings, rng)
+    order = torch.randperm(num, generator=rng, device=params.device)
     return result.samples[order], result.diagnostics

@@ -149,9 +149,42 @@ def test_iterative_solvers_report_their_run(name, sk):
     _, spins = sk
     solver = make(name)
     solver.fit(spins)
-    for key in ("iterations", "converged", "objective", "seconds"):
-        assert key in solver.diagnostics
-    assert solver.diagnostics["iterations"] > 0
+    diag = solver.diagnostics
+    assert set(Solver.DIAGNOSTIC_KEYS) <= set(diag)
+    assert diag["converged"] is True and diag["stop"] == "converged"
+    assert 0 < diag["iterations"] <= diag["max_iter"]
+    assert diag["limit_key"] == "solver.max_iter"
+
+
+@pytest.mark.parametrize("name", ITERATIVE)
+def test_hitting_max_iter_is_reported_as_not_converged(name, sk):
+    _, spins = sk
+    solver = make(name, max_iter=2)
+    solver.fit(spins)
+    diag = solver.diagnostics
+    assert diag["converged"] is False and diag["stop"] == "max_iter"
+    assert diag["iterations"] == diag["max_iter"] == 2
+    assert diag["limit_key"] == "solver.max_iter"
+
+
+def test_mcmc_mle_reports_max_iter_as_not_converged(sk):
+    _, spins = sk
+    solver = MaximumLikelihood(device="cpu", method="mcmc", init="zeros", max_iter=3, seed=0)
+    solver.fit(spins)
+    diag = solver.diagnostics
+    assert diag["method"] == "mcmc" and diag["converged"] is False
+    assert diag["iterations"] == diag["max_iter"] == 3
+
+
+@pytest.mark.parametrize("name", ["naive_mf", "tap"])
+def test_closed_forms_report_convergence_without_a_limit(name, sk):
+    _, spins = sk
+    solver = make(name)
+    solver.fit(spins)
+    diag = solver.diagnostics
+    assert set(Solver.DIAGNOSTIC_KEYS) <= set(diag)
+    assert diag["converged"] is True and diag["iterations"] == 0
+    assert diag["max_iter"] is None and diag["limit_key"] is None
 
 
 def test_symmetric_and_asymmetric_plm_agree(sk):
@@ -164,12 +197,14 @@ def test_symmetric_and_asymmetric_plm_agree(sk):
 def test_l2_auto_picks_the_cross_validated_best(sk):
     _, spins = sk
     grid = [0.0, 1e-3, 1e-2, 1e-1]
-    solver = PseudoLikelihood(device="cpu", l2="auto", l2_grid=grid, cv_folds=3)
+    solver = PseudoLikelihood(device="cpu", l2="auto", l2_grid=grid, cv_folds=3,
+                              cv_patience=None)
     solver.fit(spins)
     diag = solver.diagnostics
-    assert sorted(diag["cv_grid"]) == grid and len(diag["cv_scores"]) == len(grid)
+    assert diag["cv_grid"] == sorted(grid, reverse=True) and len(diag["cv_scores"]) == len(grid)
     assert diag["l2"] == diag["cv_grid"][diag["cv_scores"].index(min(diag["cv_scores"]))]
     assert diag["l2"] < 0.1  # the largest strength visibly underfits 4000 samples
+    assert not diag["cv_stopped_early"]
 
 
 def test_l2_shrinks_couplings(sk):
@@ -273,7 +308,8 @@ def test_minimize_converges_with_autograd_and_analytic_gradients():
     (lambda: MeanField(device="cpu", method="foo"), "method"),
     (lambda: MeanField(device="cpu", ridge=-1.0), "ridge"),
     (lambda: InteractionScreening(device="cpu", method="ise"), "method"),
-    (lambda: InteractionScreening(device="cpu", l2="auto"), "l2"),
+    (lambda: InteractionScreening(device="cpu", l2=-1.0), "l2"),
+    (lambda: InteractionScreening(device="cpu", cv_patience=0), "cv_patience"),
     (lambda: ErasureMachine(device="cpu", epsilon=1.0), "epsilon"),
     (lambda: ErasureMachine(device="cpu", epsilon=0.0), "epsilon"),
     (lambda: ErasureMachine(device="cpu", epsilon_grid=[0.5, 1.5]), "epsilon_grid"),
@@ -284,9 +320,18 @@ def test_minimize_converges_with_autograd_and_analytic_gradients():
     (lambda: MaximumLikelihood(device="cpu", init="random"), "init"),
     (lambda: MaximumLikelihood(device="cpu", chains=0), "chains"),
     (lambda: MaximumLikelihood(device="cpu", lr=0.0), "lr"),
+    (lambda: MaximumLikelihood(device="cpu", method="enumerate"), "method"),
+    (lambda: MaximumLikelihood(device="cpu", exact_max_n=30), "exact_max_n"),
+    (lambda: PseudoLikelihood(device="cpu", max_iter=0), "max_iter"),
+    (lambda: PseudoLikelihood(device="cpu", max_iter=2.5), "max_iter"),
+    (lambda: PseudoLikelihood(device="cpu", tol=-1.0), "tol"),
+    (lambda: PseudoLikelihood(device="cpu", symmetric="yes"), "symmetric"),
+    (lambda: PseudoLikelihood(device="cpu", cv_tol=0.0), "cv_tol"),
+    (lambda: PseudoLikelihood(device="cpu", work_dtype="float16"), "work_dtype"),
+    (lambda: ErasureMachine(device="cpu", max_iter=-3), "max_iter"),
 ])
 def test_bad_options_name_the_key(build, key):
-    with pytest.raises(ConfigError, match=rf"\b{key}\b"):
+    with pytest.raises(ConfigError, match=rf"solver\.{key} must be"):
         build()
 
 
@@ -294,3 +339,173 @@ def test_too_few_patterns_for_the_folds_is_a_config_error(sk):
     _, spins = sk
     with pytest.raises(ConfigError, match="cv_folds"):
         PseudoLikelihood(device="cpu", l2="auto", cv_folds=5).fit(spins[:3])
+
+
+# ---- tuned-L2 twins, cross-validation, the fast paths ------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["plm", "plm_symmetric", "mle", "logrise", "rise"])
+def test_tuned_l2_twin_is_the_same_solver_with_l2_auto(name, sk):
+    """The twin cross-validates (on the grid) and fits as an l2=auto solver built directly."""
+    _, spins = sk
+    options = {"l2_grid": [0.0, 1e-2, 1.0], "cv_folds": 3}
+    solver = make(name, **options)
+    twin = solver.tuned_l2()
+    assert twin is not solver and type(twin) is type(solver)
+    assert solver.l2 == 0.0 and twin.l2 == "auto"
+    params = twin.fit(spins)
+    direct = make(name, l2="auto", **options).fit(spins)
+    assert twin.diagnostics["l2"] in (0.0, 1e-2)
+    assert len(twin.diagnostics["cv_scores"]) >= 2
+    torch.testing.assert_close(params.J, direct.J, atol=1e-9, rtol=0)
+    assert "cv_scores" not in solver.diagnostics  # the original is untouched
+
+
+@pytest.mark.parametrize("name", ["erasure", "naive_mf", "tap"])
+def test_solvers_without_an_l2_option_have_no_twin(name):
+    assert make(name).tuned_l2() is None
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_warm_started_early_stopped_cv_chooses_as_the_cold_full_grid(sk, symmetric):
+    """Warm starts and the early stop only save work: the same strength wins."""
+    _, spins = sk
+    grid = [0.0, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
+    warm = PseudoLikelihood(device="cpu", l2="auto", l2_grid=grid, symmetric=symmetric)
+    cold = PseudoLikelihood(device="cpu", l2="auto", l2_grid=grid, symmetric=symmetric,
+                            cv_warm_start=False, cv_patience=None)
+    warm.fit(spins)
+    cold.fit(spins)
+    assert warm.diagnostics["l2"] == cold.diagnostics["l2"]
+    assert cold.diagnostics["cv_grid"] == sorted(grid, reverse=True)
+    tried = len(warm.diagnostics["cv_grid"])
+    assert warm.diagnostics["cv_grid"] == cold.diagnostics["cv_grid"][:tried]
+    torch.testing.assert_close(torch.tensor(warm.diagnostics["cv_scores"]),
+                               torch.tensor(cold.diagnostics["cv_scores"][:tried]),
+                               atol=1e-3, rtol=0)
+
+
+def test_float32_work_phase_gives_the_float64_answer(sk):
+    _, spins = sk
+    fast = PseudoLikelihood(device="cpu", l2=1e-3)
+    plain = PseudoLikelihood(device="cpu", l2=1e-3, work_dtype=None)
+    a, b = fast.fit(spins), plain.fit(spins)
+    assert fast.diagnostics["converged"] and plain.diagnostics["converged"]
+    assert fast.diagnostics["grad_max"] <= 1e-6
+    assert a.J.dtype == torch.float64
+    torch.testing.assert_close(a.J, b.J, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.h, b.h, atol=1e-5, rtol=0)
+
+
+def test_screening_l2_auto_cross_validates(sk):
+    _, spins = sk
+    solver = InteractionScreening(device="cpu", l2="auto", l2_grid=[0.0, 1e-2, 1.0],
+                                  cv_folds=3, cv_patience=None)
+    solver.fit(spins)
+    diag = solver.diagnostics
+    assert diag["cv_grid"] == [1.0, 1e-2, 0.0]
+    assert diag["l2"] == diag["cv_grid"][diag["cv_scores"].index(min(diag["cv_scores"]))]
+    assert diag["l2"] < 1.0 and diag["converged"]
+
+
+def test_chunked_objectives_match_direct_formulas(sk, monkeypatch):
+    """Chunks of 7 rows over two row ranges: PLL and screening against formulas and autograd."""
+    import isingaug.solvers.objectives as lf
+    from isingaug.ising import pseudo_log_likelihood
+    from isingaug.solvers.optim import fields_and_couplings
+
+    monkeypatch.setattr(lf, "chunk_rows", lambda n, device: 7)
+    _, spins = sk
+    spins = spins[:100]
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(N, N, generator=gen, dtype=torch.float64) * 0.3
+    w = torch.rand(100, generator=gen, dtype=torch.float64)
+    w[40:55] = 0.0  # rows outside the ranges carry no weight
+    ranges = [(0, 40), (55, 100)]
+    l2 = 0.07
+    for symmetric in (False, True):
+        z = x.clone().requires_grad_(True)
+        h, J = fields_and_couplings(z, symmetric)
+        fields = h + spins @ J.T
+        direct = (w * torch.nn.functional.softplus(-2 * spins * fields).sum(1)).sum() \
+            + 0.5 * l2 * J.pow(2).sum()
+        (grad,) = torch.autograd.grad(direct, z)
+        value, chunked = lf.pll_pass(x, lf.augmented(spins), w, ranges, l2, symmetric)
+        torch.testing.assert_close(value, direct.detach(), atol=1e-10, rtol=0)
+        torch.testing.assert_close(chunked, grad, atol=1e-10, rtol=0)
+    params = IsingParams(*fields_and_couplings(x, True))
+    torch.testing.assert_close(lf.pll_pass(x, lf.augmented(spins), w, ranges, 0.0, True, False)[0],
+                               -(w * pseudo_log_likelihood(params, spins)).sum())
+    for log in (False, True):
+        z = x.clone().requires_grad_(True)
+        h, J = fields_and_couplings(z, False)
+        screened = (w[:, None] * torch.exp(-spins * (h + spins @ J.T))).sum(0)
+        direct = (torch.log(screened) if log else screened).sum() + 0.5 * l2 * J.pow(2).sum()
+        (grad,) = torch.autograd.grad(direct, z)
+        value, chunked = lf.screening_pass(x, lf.augmented(spins), torch.log(w), ranges, l2, log)
+        torch.testing.assert_close(value, direct.detach(), atol=1e-10, rtol=1e-12)
+        torch.testing.assert_close(chunked, grad, atol=1e-10, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [10, 60])
+def test_distinct_patterns_are_torch_unique_rows(n):
+    """Exact binary keys for n <= 52, a checked random projection above."""
+    from isingaug.solvers.base import distinct_patterns
+
+    gen = torch.Generator().manual_seed(n)
+    base = torch.randint(0, 2, (50, n), generator=gen).double() * 2 - 1
+    spins = base[torch.randint(0, 50, (400,), generator=gen)]
+    distinct, rows = distinct_patterns(spins)
+    expected = torch.unique(spins, dim=0)
+    assert distinct.shape == expected.shape
+    assert torch.equal(distinct[rows], spins)
+    assert torch.equal(torch.unique(distinct, dim=0), expected)
+
+
+def test_folds_split_repeated_patterns_like_their_rows():
+    """Collapsed CV folds = the folds of the raw rows, aggregated over each pattern's rows."""
+    from isingaug.solvers.base import collapse
+
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randint(0, 2, (30, 6), generator=gen).double() * 2 - 1
+    spins = base[torch.randint(0, 30, (500,), generator=gen)]
+    w = torch.full((500,), 1 / 500, dtype=torch.float64)
+    data = collapse(spins, w)
+    solver = PseudoLikelihood(device="cpu", l2="auto", cv_folds=4, cv_seed=7)
+    train, val = solver.fold_weights(data)
+    order = torch.randperm(500, generator=torch.Generator().manual_seed(7))
+    fold_of = torch.empty(500, dtype=torch.long)
+    # the assignment of the uncollapsed rows (contiguous runs of equal mass in a seeded order)
+    fold_of[order] = ((torch.cumsum(w[order], 0) - w[order]) * 4).long().clamp(max=3)
+    for k in range(4):
+        val_rows = torch.zeros(data.spins.shape[0], dtype=torch.float64)
+        val_rows.index_add_(0, data.rows[fold_of == k], w[fold_of == k])
+        train_rows = torch.zeros_like(val_rows)
+        train_rows.index_add_(0, data.rows[fold_of != k], w[fold_of != k])
+        torch.testing.assert_close(val[k], val_rows / val_rows.sum())
+        torch.testing.assert_close(train[k], train_rows / train_rows.sum())
+        assert torch.equal(train[k] == 0, train_rows == 0)  # exact zeros: skipped rows
+
+
+def test_mle_exact_mode_refuses_large_n_before_enumerating():
+    spins = torch.randint(0, 2, (50, 30), generator=torch.Generator().manual_seed(0)) * 2.0 - 1
+    solver = MaximumLikelihood(device="cpu", method="exact", init="zeros")
+    with pytest.raises(ConfigError, match=r"solver\.method=exact .* n <= solver\.exact_max_n=20; "
+                                          r"got n=30"):
+        solver.fit(spins)
+
+
+def test_minimize_reports_why_it_stopped():
+    scale = torch.logspace(0, 3, 20, dtype=torch.float64)
+
+    def quadratic(x):
+        return 0.5 * (scale * x * x).sum(), scale * x
+
+    x0 = torch.ones(20, dtype=torch.float64)
+    short = minimize(quadratic, x0, max_iter=3, tol=1e-12, value_and_grad=True)
+    full = minimize(quadratic, x0, max_iter=500, tol=1e-9, value_and_grad=True)
+    assert (short.stop, short.converged, short.iterations) == ("max_iter", False, 3)
+    assert short.grad_max > 1e-9
+    assert full.stop == "converged" and full.converged and full.grad_max <= 1e-9
+    assert full.evaluations >= full.iterations
+    torch.testing.assert_close(full.x, torch.zeros(20, dtype=torch.float64), atol=1e-9, rtol=0)

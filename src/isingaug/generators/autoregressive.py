@@ -152,13 +152,13 @@ class Autoregressive(LearnedGenerator):
     name = "autoregressive"
     tractable = True
 
-    def __init__(self, architecture: str = "made", hidden_widths: Sequence[int] = (128, 128),
+    def __init__(self, architecture: str = "made", hidden_widths: Sequence[int] = (64, 64),
                  direct: bool = True, activation: str = "gelu", order: str = "natural",
-                 lr: float = 1e-3, l2: float = 1e-4, batch_size: int = 256,
-                 sample_batch_size: int = 10000, max_steps: int | None = None, seed: int = 0,
+                 lr: float = 1e-3, l2: float = 1e-2, batch_size: int = 256,
+                 sample_batch_size: int = 10000, max_steps: int = 2000, seed: int = 0,
                  device: str = "auto") -> None:
         super().__init__(batch_size=batch_size, sample_batch_size=sample_batch_size, seed=seed,
-                         device=device)
+                         device=device, max_steps=max_steps)
         check_options([
             ("generator.architecture", architecture, architecture in ARCHITECTURES,
              f"one of {list(ARCHITECTURES)}"),
@@ -168,8 +168,6 @@ class Autoregressive(LearnedGenerator):
             ("generator.order", order, order in ORDERS, f"one of {list(ORDERS)}"),
             ("generator.lr", lr, is_number(lr) and lr > 0, "a number > 0"),
             ("generator.l2", l2, is_number(l2) and l2 >= 0, "a number >= 0"),
-            ("generator.max_steps", max_steps, max_steps is None
-             or (is_int(max_steps) and max_steps >= 1), "null or an integer >= 1"),
         ])
         widths = [] if hidden_widths is None else hidden_widths
         ok = (isinstance(widths, Sequence) and not isinstance(widths, str)
@@ -185,7 +183,6 @@ class Autoregressive(LearnedGenerator):
         self.order = order
         self.lr = float(lr)
         self.l2 = float(l2)
-        self.max_steps = max_steps  # the training length, read by the trainer config
         self.net: AutoregressiveNet | None = None
 
     # -- parameters -----------------------------------------------------------------------------

@@ -53,13 +53,12 @@ class Parametric:
     `solver`: null = the run's params_obs; else a Solver (a config node with `_target_`, which
     Hydra builds, e.g. `+solver@generator.solver=mle`) fitted on the training patterns.
     `sampler`: the keys of dataset.sampler. `max_enumeration_n`: log_prob enumerates the 2^n
-    states up to this n (a ConfigError above).
+    states up to this n (a ConfigError above, and `tractable` is False).
     """
 
     name = "parametric"
     produces_samples = True
     trainable = False
-    tractable = True
 
     def __init__(self, solver: Solver | Mapping[str, Any] | None = None,
                  sampler: Mapping[str, Any] | None = None, max_enumeration_n: int = 20,
@@ -84,6 +83,12 @@ class Parametric:
         self.params: IsingParams | None = None
         self.diagnostics: dict[str, Any] = {}
         self._log_z: Tensor | None = None
+
+    @property
+    def tractable(self) -> bool:
+        """log_prob is exact once fitted, for n <= max_enumeration_n (as the RBM's, False before
+        fit(): the size is not known)."""
+        return self.params is not None and self.params.n <= self.max_enumeration_n
 
     def fit(self, context: FitContext) -> None:
         """Take params_obs, or fit the configured solver on the training patterns."""

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from isingaug.errors import ConfigError, option_error
+from isingaug.errors import check_options, is_number
 from isingaug.ising import IsingParams, energy
-from isingaug.solvers.base import Solver
-from isingaug.solvers.optim import check_count, fields_and_couplings, minimize
+from isingaug.solvers.base import Check, Samples, Solver, count_check, positive_check
+from isingaug.solvers.optim import fields_and_couplings, minimize
 
 DEFAULT_EPSILON_GRID: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -48,17 +48,20 @@ class ErasureMachine(Solver):
                  tol: float = 1e-6, epsilon: float | str = "auto",
                  epsilon_grid: Sequence[float] | None = None) -> None:
         super().__init__(device, dtype)
-        self.max_iter = check_count(self.name, "max_iter", max_iter)
-        self.tol = float(tol)
-        self.epsilon = epsilon if epsilon == "auto" else _check_epsilon("epsilon", epsilon)
         grid = DEFAULT_EPSILON_GRID if epsilon_grid is None else tuple(epsilon_grid)
-        if not grid:
-            raise ConfigError(f"solver={self.name}: "
-                              f"solver.epsilon_grid must hold at least one value in (0, 1)")
-        self.epsilon_grid = sorted({_check_epsilon("epsilon_grid", value) for value in grid},
-                                   reverse=True)
+        check_options([count_check("max_iter", max_iter), positive_check("tol", tol),
+                       _epsilon_check("epsilon", epsilon, allow_auto=True),
+                       ("solver.epsilon_grid", epsilon_grid, len(grid) > 0,
+                        "a list of at least one value in (0, 1) (or null for the default)"),
+                       *(_epsilon_check("epsilon_grid", value) for value in grid)],
+                      f"solver={self.name}")
+        self.max_iter = int(max_iter)
+        self.tol = float(tol)
+        self.epsilon = epsilon if epsilon == "auto" else float(epsilon)
+        self.epsilon_grid = sorted({float(value) for value in grid}, reverse=True)
 
-    def _fit(self, spins: Tensor, weights: Tensor) -> IsingParams:
+    def _fit(self, data: Samples) -> IsingParams:
+        spins, weights = data.spins, data.weights
         n = spins.shape[1]
         log_weights = torch.log(weights)
         grid = self.epsilon_grid if self.epsilon == "auto" else [float(self.epsilon)]
@@ -73,23 +76,22 @@ class ErasureMachine(Solver):
             fits.append((mean_energy if math.isfinite(mean_energy) else -math.inf,
                          epsilon, params, result))
         mean_energy, epsilon, params, result = max(fits, key=lambda fit: fit[0])
-        self.diagnostics.update(iterations=result.iterations, converged=result.converged,
+        self.diagnostics.update(iterations=result.iterations, evaluations=result.evaluations,
+                                converged=result.converged, stop=result.stop,
+                                grad_max=result.grad_max, tol=self.tol,
                                 objective=result.objective, epsilon=epsilon,
                                 mean_energy=mean_energy)
         if self.epsilon == "auto":
             self.diagnostics.update(epsilon_grid=list(grid),
                                     epsilon_criterion=[fit[0] for fit in fits],
-                                    scan_iterations=sum(fit[3].iterations for fit in fits))
+                                    scan_iterations=sum(fit[3].iterations for fit in fits),
+                                    scan_converged=all(fit[3].converged for fit in fits))
         return params
 
 
-def _check_epsilon(key: str, value: float | str) -> float:
+def _epsilon_check(key: str, value: object, allow_auto: bool = False) -> Check:
     """eps must lie strictly inside (0, 1): at 0 the penalty vanishes, at 1 the loss is singular."""
-    try:
-        epsilon = float(value)
-    except (TypeError, ValueError):
-        epsilon = math.nan
-    if not 0.0 < epsilon < 1.0:
-        allowed = "a float in (0, 1)" + (" or auto" if key == "epsilon" else "")
-        raise option_error(f"solver.{key}", allowed, value, f"solver={ErasureMachine.name}")
-    return epsilon
+    if allow_auto and value == "auto":
+        return (f"solver.{key}", value, True, "")
+    ok = is_number(value) and 0.0 < float(value) < 1.0
+    return (f"solver.{key}", value, ok, "a float in (0, 1)" + (" or auto" if allow_auto else ""))

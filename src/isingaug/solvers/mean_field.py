@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
-from torch import Tensor
 
-from isingaug.errors import option_error
+from isingaug.errors import check_options
 from isingaug.ising import IsingParams, connected_correlations, moments
-from isingaug.solvers.base import Solver
+from isingaug.solvers.base import Samples, Solver, choice_check, positive_check
 
 METHODS = ("naive", "tap")
 
@@ -28,23 +26,21 @@ class MeanField(Solver):
     """
 
     name = "mean_field"
+    limit_key = None  # a closed form: no iterations to limit
 
     def __init__(self, device: str = "auto", dtype: str = "float64", method: str = "naive",
                  ridge: float = 1e-8, clip: float = 1e-6) -> None:
         super().__init__(device, dtype)
-        if method not in METHODS:
-            raise option_error("solver.method", f"one of {list(METHODS)}", method,
-                               f"solver={self.name}")
-        if not (math.isfinite(float(ridge)) and float(ridge) >= 0):
-            raise option_error("solver.ridge", "a finite float >= 0", ridge, f"solver={self.name}")
-        if not 0 < float(clip) < 1:
-            raise option_error("solver.clip", "a float in (0, 1)", clip, f"solver={self.name}")
+        check_options([choice_check("method", method, METHODS),
+                       positive_check("ridge", ridge, strict=False),
+                       ("solver.clip", clip, positive_check("clip", clip)[2] and clip < 1,
+                        "a float in (0, 1)")], f"solver={self.name}")
         self.method = method
         self.ridge = float(ridge)
         self.clip = float(clip)
 
-    def _fit(self, spins: Tensor, weights: Tensor) -> IsingParams:
-        first, second = moments(spins, weights, self.dtype)
+    def _fit(self, data: Samples) -> IsingParams:
+        first, second = moments(data.spins, data.weights, self.dtype)
         n = first.shape[0]
         eye = torch.eye(n, dtype=self.dtype, device=self.device)
         inverse = torch.linalg.inv(connected_correlations(first, second) + self.ridge * eye)
@@ -54,7 +50,7 @@ class MeanField(Solver):
         if clamped:
             warnings.warn(f"{self.name}: {clamped} spin(s) have |<s_i>| > {bound} (frozen or "
                           f"nearly); their magnetisations are clamped to ±{bound}",
-                          RuntimeWarning, stacklevel=3)
+                          RuntimeWarning, stacklevel=4)
         m = first.clamp(-bound, bound)
         off = 1.0 - eye
         negative_pairs = 0
@@ -66,6 +62,6 @@ class MeanField(Solver):
             negative_pairs = int(((discriminant < 0) & (off > 0)).sum()) // 2
             J = -2.0 * inverse * off / (1.0 + torch.sqrt(discriminant.clamp_min(0.0)))
             h = torch.atanh(m) - J @ m + m * ((J * J) @ (1.0 - m * m))
-        self.diagnostics.update(iterations=0, converged=True, method=self.method,
+        self.diagnostics.update(iterations=0, converged=True, max_iter=None, method=self.method,
                                 clamped_spins=clamped, tap_clamped_pairs=negative_pairs)
         return IsingParams(h, J)

@@ -8,14 +8,22 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from isingaug.errors import option_error
-from isingaug.ising import IsingParams, exact_statistics, moments
+from isingaug.errors import ConfigError, check_options
+from isingaug.ising import DEFAULT_MAX_ENUMERATION_N, IsingParams, exact_statistics, moments
 from isingaug.sampling import run_sweeps
-from isingaug.solvers.base import Solver
-from isingaug.solvers.optim import check_count, check_penalty, minimize
+from isingaug.solvers.base import (
+    Samples,
+    Solver,
+    choice_check,
+    count_check,
+    penalty_check,
+    positive_check,
+)
+from isingaug.solvers.optim import minimize
 from isingaug.solvers.plm import PseudoLikelihood
 
 INITS = ("plm", "zeros")
+METHODS = ("auto", "exact", "mcmc")
 
 
 def flat_moments(first: Tensor, second: Tensor) -> Tensor:
@@ -32,10 +40,14 @@ class MaximumLikelihood(Solver):
     Per pair this shrinks as much as PLM's (l2/2)·||W||^2, whose data term also has twice the
     curvature per pair, so one l2 means the same in both.
 
-    n <= `exact_max_n`: log Z and the moments come from enumeration, the gradient
+    `method="auto"` enumerates for n <= `exact_max_n` (at most 24) and samples above;
+    `exact` refuses larger n with an error instead of enumerating 2^n states; `mcmc` always
+    samples.
+
+    Exact: log Z and the moments come from enumeration, the gradient
     <φ>_model - <φ>_data is exact (no autograd), and L-BFGS drives max|gradient| below `tol`.
 
-    Above it, Boltzmann learning: `chains` persistent heat-bath chains, started from data rows
+    MCMC, Boltzmann learning: `chains` persistent heat-bath chains, started from data rows
     drawn by weight, advance `sweeps_per_step` sweeps per step and estimate the model moments;
     θ climbs with step lr/sqrt(1 + lr_decay·t) and is Polyak-averaged over the latter half of
     the run. Every `check_every` steps the moments averaged over that same half are compared
@@ -59,26 +71,32 @@ class MaximumLikelihood(Solver):
 
     def __init__(self, device: str = "auto", dtype: str = "float64", max_iter: int = 1000,
                  tol: float = 1e-7, l2: float | str = 0.0, init: str = "plm",
-                 exact_max_n: int = 20, chains: int = 2000, sweeps_per_step: int = 1,
-                 lr: float = 0.05, lr_decay: float = 0.01, check_every: int = 50,
-                 seed: int | None = None, cv_folds: int = 5,
+                 method: str = "auto", exact_max_n: int = 20, chains: int = 2000,
+                 sweeps_per_step: int = 1, lr: float = 0.05, lr_decay: float = 0.01,
+                 check_every: int = 50, seed: int | None = None, cv_folds: int = 5,
                  l2_grid: Sequence[float] | None = None) -> None:
         super().__init__(device, dtype)
-        self.max_iter = check_count(self.name, "max_iter", max_iter)
+        enumerable = (count_check("exact_max_n", exact_max_n, minimum=0)[2]
+                      and exact_max_n <= DEFAULT_MAX_ENUMERATION_N)
+        check_options([
+            count_check("max_iter", max_iter), positive_check("tol", tol),
+            penalty_check("l2", l2, allow_auto=True), choice_check("init", init, INITS),
+            choice_check("method", method, METHODS),
+            ("solver.exact_max_n", exact_max_n, enumerable,
+             f"an integer in [0, {DEFAULT_MAX_ENUMERATION_N}] (2^n states are enumerated)"),
+            count_check("chains", chains), count_check("sweeps_per_step", sweeps_per_step),
+            count_check("check_every", check_every), positive_check("lr", lr),
+            positive_check("lr_decay", lr_decay, strict=False),
+        ], f"solver={self.name}")
+        self.max_iter = int(max_iter)
         self.tol = float(tol)
-        self.l2 = check_penalty(self.name, "l2", l2, allow_auto=True)
-        if init not in INITS:
-            raise option_error("solver.init", f"one of {list(INITS)}", init, f"solver={self.name}")
+        self.l2 = l2 if l2 == "auto" else float(l2)
         self.init = init
-        self.exact_max_n = check_count(self.name, "exact_max_n", exact_max_n, minimum=0)
-        if not (math.isfinite(float(lr)) and float(lr) > 0):
-            raise option_error("solver.lr", "a finite float > 0", lr, f"solver={self.name}")
-        if not (math.isfinite(float(lr_decay)) and float(lr_decay) >= 0):
-            raise option_error("solver.lr_decay", "a finite float >= 0", lr_decay,
-                               f"solver={self.name}")
-        self.chains = check_count(self.name, "chains", chains)
-        self.sweeps_per_step = check_count(self.name, "sweeps_per_step", sweeps_per_step)
-        self.check_every = check_count(self.name, "check_every", check_every)
+        self.method = method
+        self.exact_max_n = int(exact_max_n)
+        self.chains = int(chains)
+        self.sweeps_per_step = int(sweeps_per_step)
+        self.check_every = int(check_every)
         self.lr = float(lr)
         self.lr_decay = float(lr_decay)
         self.seed = None if seed is None else int(seed)
@@ -86,21 +104,36 @@ class MaximumLikelihood(Solver):
         self._plm = PseudoLikelihood(self.device, self.dtype, l2=self.l2, cv_folds=cv_folds,
                                      l2_grid=l2_grid)
 
-    def _fit(self, spins: Tensor, weights: Tensor) -> IsingParams:
+    def tuned_l2(self) -> MaximumLikelihood:
+        twin = self._replace(l2="auto")
+        twin._plm = self._plm.tuned_l2()
+        return twin
+
+    def _fit(self, data: Samples) -> IsingParams:
+        spins, weights = data.spins, data.weights
         n = spins.shape[1]
+        exact = self.method == "exact" or (self.method == "auto" and n <= self.exact_max_n)
+        if exact and n > self.exact_max_n:
+            raise ConfigError(
+                f"solver={self.name}: solver.method=exact enumerates all 2^n states and is "
+                f"limited to n <= solver.exact_max_n={self.exact_max_n}; got n={n}. Use "
+                f"solver.method=auto or mcmc (persistent chains) for this size")
         data_phi = flat_moments(*moments(spins, weights, self.dtype))
         x0 = torch.zeros(n + n * (n - 1) // 2, dtype=self.dtype, device=self.device)
         l2 = self.l2
         if self.init == "plm" or l2 == "auto":
-            start = self._plm.fit(spins, weights)
+            start = self._plm.fit_samples(data)
             plm_diag = self._plm.diagnostics
             l2 = plm_diag["l2"]
             self.diagnostics.update({key: plm_diag[key] for key in ("cv_grid", "cv_scores")
                                      if key in plm_diag})
+            self.diagnostics.update(init_converged=plm_diag["converged"],
+                                    init_iterations=plm_diag["iterations"],
+                                    init_seconds=plm_diag["seconds"])
             if self.init == "plm":
                 x0 = start.to_vector()
         self.diagnostics.update(l2=l2, init=self.init)
-        if n <= self.exact_max_n:
+        if exact:
             theta = self._fit_exact(n, data_phi, float(l2), x0)
         else:
             theta = self._fit_mcmc(spins, weights, data_phi, float(l2), x0)
@@ -125,8 +158,9 @@ class MaximumLikelihood(Solver):
         result = minimize(objective, x0, self.max_iter, self.tol, value_and_grad=True)
         penalised = mask * result.x
         self.diagnostics.update(
-            method="exact", iterations=result.iterations, converged=result.converged,
-            objective=result.objective,
+            method="exact", iterations=result.iterations, evaluations=result.evaluations,
+            converged=result.converged, stop=result.stop, grad_max=result.grad_max,
+            tol=self.tol, objective=result.objective,
             neg_log_likelihood=result.objective - 0.5 * l2 * float(penalised @ penalised),
             max_moment_error=float((result.grad - l2 * penalised).abs().max()))
         return result.x
@@ -150,7 +184,7 @@ class MaximumLikelihood(Solver):
         converged = False
         for step in range(1, self.max_iter + 1):
             chains = run_sweeps(IsingParams.from_vector(theta), chains, self.sweeps_per_step,
-                                rule="heat_bath", generator=generator)
+                                rule="heat_bath", rng=generator)
             model_phi = flat_moments(*moments(chains, dtype=self.dtype))
             theta = theta + (self.lr / math.sqrt(1.0 + self.lr_decay * step)
                              * (data_phi - model_phi - l2 * mask * theta))
@@ -169,6 +203,7 @@ class MaximumLikelihood(Solver):
                 converged = True
                 break
         self.diagnostics.update(method="mcmc", iterations=step, converged=converged,
+                                stop="converged" if converged else "max_iter",
                                 objective=float("nan"),
                                 max_moment_error=float(moment_error.abs().max()),
                                 moment_tol=threshold, averaged_steps=count)

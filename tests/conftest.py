@@ -53,3 +53,22 @@ def fit_context(train: torch.Tensor, trainer=None, *, truth: IsingParams | None 
     training = None if trainer is None else TrainingSession(lambda _steps: trainer, resume_from)
     return FitContext(train=train, test=test, truth=truth, params_obs=params_obs, solver=None,
                       seed=seed, training=training)
+
+
+def make_trainer(steps: int):
+    """A bare Lightning Trainer for unit tests of generators: no logger, checkpoints or bar."""
+    import pytorch_lightning as pl
+
+    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny nets gain nothing from a second thread, and on a shared 2-core machine two OpenMP
+    threads that wait on each other made the suite 5-10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

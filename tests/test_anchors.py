@@ -1,4 +1,4 @@
-"""Longer checks against the measured anchors of SCIENCE.md (marked slow; CI runs them)."""
+"""Longer checks against the measured anchors of docs/science.md (marked slow; CI runs them)."""
 
 from __future__ import annotations
 

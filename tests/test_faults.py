@@ -39,14 +39,7 @@ from isingaug.sweep import SUMMARY_FILE, is_running, job_folder_name, job_lock
 
 BIN = Path(sys.executable).parent
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny nets on a shared 2-core machine: one thread each."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

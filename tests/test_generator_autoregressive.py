@@ -4,35 +4,19 @@ arDCA model, exact resume."""
 from __future__ import annotations
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
-from conftest import all_states, fit_context
+from conftest import all_states, fit_context, make_trainer
 from isingaug.config import compose_config
 from isingaug.errors import ConfigError
 from isingaug.generators.autoregressive import Autoregressive, AutoregressiveNet
 from isingaug.generators.base import Generator
 from isingaug.pipeline import run
 
-pytestmark = pytest.mark.filterwarnings(
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings(
     "ignore:.*does not have many workers:UserWarning",
     "ignore:.*LeafSpec.*is deprecated",
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny nets: a second thread only contends on the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make_trainer(steps: int) -> pl.Trainer:
-    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False)
+)]
 
 
 def logistic_chain(h: torch.Tensor, J: torch.Tensor, num: int, seed: int) -> torch.Tensor:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
-from conftest import fit_context
+from conftest import fit_context, make_trainer
 from isingaug.data.sk import sk_truth
 from isingaug.errors import ConfigError
 from isingaug.generators.base import Generator
@@ -16,28 +15,12 @@ from isingaug.generators.diffusion import Denoiser, Diffusion
 from isingaug.generators.vae import Vae
 from isingaug.sampling import exact_sample
 
-pytestmark = pytest.mark.filterwarnings(
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings(
     "ignore:.*does not have many workers:UserWarning",
     "ignore:.*LeafSpec.*is deprecated",
-)
+)]
 
 SMALL_NET = {"encoder_widths": [32, 64], "decoder_widths": [64, 64, 32], "time_dim": 16}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These nets are too small to gain from a second thread, and on a shared 2-core machine
-    two OpenMP threads that wait on each other made the suite 5-10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make_trainer(steps: int) -> pl.Trainer:
-    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False)
 
 
 @pytest.fixture(scope="module")

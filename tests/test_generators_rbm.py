@@ -12,12 +12,11 @@ import warnings
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import fit_context
+from conftest import fit_context, make_trainer
 from isingaug.config import CONFIG_DIR
 from isingaug.data.sk import sk_truth
 from isingaug.errors import ConfigError
@@ -188,12 +187,6 @@ def test_gibbs_chains_reach_the_exact_marginal() -> None:
 def train() -> torch.Tensor:
     truth = sk_truth(N_SK, 1.0, 0.5, data_seed=0)
     return exact_sample(truth, 200, torch.Generator().manual_seed(1)).float()
-
-
-def make_trainer(steps: int) -> pl.Trainer:
-    return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False)
 
 
 SMALL = {"hidden": N_HID, "batch_size": 16, "device": "cpu"}

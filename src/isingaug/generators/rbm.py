@@ -8,7 +8,8 @@ generated v leaves as s = 2v - 1. With W (n, H), visible bias b (n) and hidden b
 
 p(h_mu = 1 | v) = sigmoid(c_mu + (v W)_mu) and p(v_i = 1 | h) = sigmoid(b_i + (W h)_i).
 
-Choices shared by both classes (numbers refer to section 9 of research/ff_rbm.md):
+Choices shared by both classes (the decisions of the F&F authors' public code, DsysDML/FeF, as
+numbered in our notes on it):
 - one Gibbs step is true block Gibbs (h sampled from p(h|v), then v sampled from p(v|h)), the
   same kernel in training and in generation (decision 8, as in the refactored F&F code);
 - both phases use the hidden conditional mean p(h|v) as hidden statistic (decision 6), and the

@@ -1,4 +1,4 @@
-"""Errors of inferred parameters against the truth, in the conventions of SCIENCE.md."""
+"""Errors of inferred parameters against the truth, in the conventions of docs/science.md."""
 
 from __future__ import annotations
 

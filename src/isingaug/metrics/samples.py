@@ -1,6 +1,6 @@
 """Statistics of sets of patterns: the energy-variance criterion's quantity and generator quality.
 
-The generator-quality scores (SCIENCE.md, "Generator quality") compare a generated set of +-1
+The generator-quality scores (docs/science.md, "Generator quality") compare a generated set of +-1
 patterns with the observed one: moment and correlation errors, three-point correlations, the
 covariance spectrum, a gzip entropy proxy, the nearest-neighbour adversarial accuracy (AAI, Hamming
 distance) and the fraction of generated patterns that copy a training pattern. Everything is

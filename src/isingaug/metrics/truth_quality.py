@@ -1,7 +1,7 @@
 """Generated patterns scored against what they should resemble: the truth and held-out patterns.
 
 Scores against the training patterns (samples.sample_quality) measure fit and reward copying. This
-module adds (SCIENCE.md, "Generator quality"):
+module adds (docs/science.md, "Generator quality"):
 
 - against the truth, when it is known and n <= `metrics.exact_quality_max_n`: its exact moments
   over all 2^n states (magnetisations, connected correlations, connected three-point correlations

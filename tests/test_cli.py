@@ -104,7 +104,8 @@ LIGHTNING_NOISE = ("litlogger", "GPU available", "TPU available", "LeafSpec", "s
 
 def test_a_diverging_generator_stops_with_a_message_and_status_2(tmp_path):
     proc = run_cli([*SMALL, "generator=vae", "generator.hidden_widths=[16]",
-                    "generator.latent_dim=2", "generator.lr=1e6", "M_plus=100"], tmp_path / "run")
+                    "generator.latent_dim=2", "generator.lr=1e6", "trainer.max_steps=1000",
+                    "M_plus=100"], tmp_path / "run")
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "isingaug: error: generator=vae diverged at training step " in proc.stderr
     assert "lower generator.lr (now 1e+06)" in proc.stderr

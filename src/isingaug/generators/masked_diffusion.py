@@ -14,12 +14,13 @@ masked spins' predictions count. The continuous-time negative ELBO of a pattern 
 
 estimated (`estimator`) either as written, t ~ U(eps, 1) and one mask draw per pattern (`time`),
 or with t integrated out (`count`, the default): k ~ U{1..n} masked spins, a random set of them,
-weight n/k on their cross-entropy. Both are unbiased for the same NELBO (which does not depend on
-the schedule); `count` has less variance and trained better at n = 20. Draws are stratified
-across the batch when `low_discrepancy`. The training loss is the batch mean divided by n (nats
-per spin). With the exact conditionals of a distribution p the NELBO equals -log p(x) (it is the
-average, over uniformly random orders, of the autoregressive chain rule), which is how the tests
-check the weights.
+weight n/k on their cross-entropy (per spin: the mean cross-entropy over the masked positions; a
+time-conditioned network sees the t at which k/n spins are masked on average). Both are unbiased
+for the same NELBO (which does not depend on the schedule); `count` has less variance and trained
+better at n = 20. Draws are stratified across the batch when `low_discrepancy`. The training loss
+is the batch mean divided by n (nats per spin). With the exact conditionals of a distribution p
+the NELBO equals -log p(x) (it is the average, over uniformly random orders, of the
+autoregressive chain rule), which is how the tests check the weights.
 
 No time input by default: the absorbing process's posterior of a masked spin does not depend on
 t (MDLM, Sec. 3), so `time_conditioning` is an option. Generation starts fully masked and either
@@ -27,7 +28,10 @@ unmasks one spin per step in a random order (`sampling_steps: null`, n steps, ex
 predictor), or runs MDLM's reverse process on S uniform steps of t: from t to s < t each masked
 spin is unmasked with probability (alpha_s - alpha_t) / (1 - alpha_t), its value drawn from the
 network's prediction (spins unmasked in the same step are drawn independently, an error that
-vanishes as S grows).
+vanishes as S grows). The random order is the default: it costs n network passes, as S = n would,
+but with the linear schedule S = n unmasks about n(n-1)/(2S) = (n-1)/2 pairs of spins per pattern
+in the same step (measured: at n = 3 and S = 100 the joint distribution's chi2 against the exact
+one was 22-41 with 1e5 samples, within noise at S = 250).
 """
 
 from __future__ import annotations

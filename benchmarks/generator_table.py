@@ -1,10 +1,14 @@
-"""Tabulate a generator-comparison sweep (issue 3's acceptance table) from its results.json files.
+"""Tabulate a generator-comparison sweep (the generators' acceptance table) from its results.json.
 
 Run: .venv/bin/python benchmarks/generator_table.py outputs/multirun/generators_n20 [NAME]
-Rows: obs (from every run) and each generator's aug and aug_obs; columns mean +- standard error
-over seeds. Var[E] is taken under theta_obs (the solver on the observed data alone): generated
-patterns against the training and test patterns. Prints markdown and writes
-benchmarks/results/<NAME>.json (NAME defaults to the sweep folder's name).
+
+One row per generator (diffusion split by its sampler). Each mse_J column is the per-seed ratio
+to the same seed's obs (the run's solver as configured, l2 = 0 by default), then mean +- standard
+error over seeds: aug, aug_obs, and, where the sweep ran with tune_l2=obs or both, obs_l2 and
+aug_obs_l2 (the same data with the L2 chosen by cross-validation). Beside them the generated
+patterns' quality against the exact truth (connected correlations with the noise floor of as
+many exact samples, the exact KL for tractable generators) and the training seconds. Prints
+markdown and writes benchmarks/results/<NAME>.json (NAME defaults to the sweep folder's name).
 """
 
 from __future__ import annotations
@@ -16,46 +20,53 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from isingaug import results as res
 from isingaug.report.collect import collect
 
-GENERATOR_COLUMNS = {"gen/var_E_obs": "Var[E] gen", "gen/aai": "AAI",
-                     "gen/copy_fraction": "copy fraction", "gen/train_seconds": "train s"}
+RATIOS = {res.AUG: "aug / obs", res.AUG_OBS: "aug_obs / obs", res.OBS_L2: "obs_l2 / obs",
+          res.AUG_OBS_L2: "aug_obs_l2 / obs"}
+VALUES = {res.GEN_KL_EXACT: "kl_exact (nats)", res.GEN_CONN_CORR_ERR_TRUE: "conn_corr_err_true",
+          res.GEN_CONN_CORR_ERR_TRUE_FLOOR: "its floor", res.GEN_TRAIN_SECONDS: "train s"}
 
 
 def mean_sem(values: pd.Series) -> str:
+    """`mean ± sem` over seeds (sem blank for one seed), blank when nothing was measured."""
     values = values.dropna().astype(float)
     if values.empty:
         return ""
-    sem = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return f"{values.mean():.3g} ± {sem:.2g}"
+    if len(values) == 1:
+        return f"{values.mean():.3g}"
+    return f"{values.mean():.3g} ± {values.std(ddof=1) / np.sqrt(len(values)):.2g}"
+
+
+def generator_name(runs: pd.DataFrame) -> pd.Series:
+    """The generator, with diffusion's sampler when it is not the ancestral default."""
+    sampler = runs.get("config.generator.sampler", pd.Series(index=runs.index, dtype=object))
+    plain = sampler.isna() | (sampler == "ancestral")
+    return runs["generator"].where(plain, runs["generator"] + " (" + sampler.astype(str) + ")")
 
 
 def table(runs: pd.DataFrame) -> list[dict[str, str]]:
-    rows = [{"generator": "(none)", "condition": "obs", "seeds": str(runs["seed"].nunique()),
-             "mse_J": mean_sem(runs.drop_duplicates("seed")["mse_J/obs"]),
-             "mse_all": mean_sem(runs.drop_duplicates("seed")["mse_all/obs"]),
-             "Var[E] train": mean_sem(runs.drop_duplicates("seed")["var_E_train/obs"]),
-             "Var[E] test": mean_sem(runs.drop_duplicates("seed")["var_E_test/obs"])}]
-    for (generator, sampler), group in runs.groupby(["generator", "sampler"], dropna=False,
-                                                    sort=False):
-        plain = pd.isna(sampler) or sampler == "ancestral"
-        name = generator if plain else f"{generator} ({sampler})"
-        for condition in ("aug", "aug_obs"):
-            row = {"generator": name, "condition": condition, "seeds": str(len(group)),
-                   "mse_J": mean_sem(group[f"mse_J/{condition}"]),
-                   "mse_all": mean_sem(group[f"mse_all/{condition}"])}
-            row.update({label: mean_sem(group[key]) for key, label in GENERATOR_COLUMNS.items()
-                        if key in group})
-            rows.append(row)
+    obs = runs[res.key(res.MSE_J, res.OBS)]
+    rows = []
+    for name, group in runs.groupby(generator_name(runs), sort=True):
+        row = {"generator": str(name), "seeds": str(group["seed"].nunique())}
+        for condition, label in RATIOS.items():
+            column = res.key(res.MSE_J, condition)
+            if column in group:
+                row[label] = mean_sem(group[column] / obs[group.index])
+        row.update({label: mean_sem(group[key]) for key, label in VALUES.items() if key in group})
+        rows.append(row)
+    first = runs.drop_duplicates("seed")
+    rows.append({"generator": "obs mse_J (l2 = 0)", "seeds": str(len(first)),
+                 "aug / obs": mean_sem(first[res.key(res.MSE_J, res.OBS)])})
     return rows
 
 
 def main() -> None:
     sweep = Path(sys.argv[1])
     name = sys.argv[2] if len(sys.argv) > 2 else sweep.name
-    runs = collect([sweep]).runs
-    runs["sampler"] = runs.get("config.generator.sampler", pd.Series(index=runs.index))
-    rows = table(runs)
+    rows = table(collect([sweep]).runs)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))

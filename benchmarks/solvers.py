@@ -352,6 +352,7 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
         if args.solvers and name not in args.solvers:
             continue
         out = cache / "bench_solvers" / "rows" / f"scale_{name}_{len(rows)}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
         row = run_worker([sys.executable, __file__, "--worker-solver", name, "--data",
                           str(data), "--out", str(out), "--threads", str(args.threads),
                           "--options", json.dumps(options)], out, args.threads,

@@ -142,6 +142,24 @@ def test_smoke_study_with_rbm_gets_no_diffusion_keys(tmp_path):
     _build_both(cfg)
 
 
+def test_smoke_shrinks_every_dataset_as_it_allows(tmp_path):
+    """scale=smoke shrinks SK and the recording to 10 units and 500 patterns; a user's file keeps
+    its units and test split and only its training patterns are cut (it has no n to set)."""
+    assert {path.stem for path in (CONFIG_DIR / "scale_dataset").glob("smoke_*.yaml")} == {
+        f"smoke_{name}" for name in group_options("dataset")}
+    path = tmp_path / "patterns.npz"
+    np.savez(path, samples=np.random.default_rng(0).choice([-1, 1], size=(900, 7)))
+    for name, extra in (("sk", []), ("neural", []), ("file", [f"dataset.path={path}",
+                                                              "dataset.test_fraction=0.2"])):
+        cfg = _compose([f"dataset={name}", "scale=smoke", *extra], tmp_path)
+        dataset = build(cfg.dataset, "dataset")
+        assert isinstance(dataset, Dataset)
+        assert dataset.train.shape == ((500, 7) if name == "file" else (500, 10)), name
+        if name == "file":
+            assert dataset.test.shape == (180, 7)
+    assert _compose(["dataset=sk"], tmp_path).dataset.M == 4000     # paper scale: untouched
+
+
 def _sweep(overrides: list[str]) -> tuple[DictConfig, dict[str, list[str]]]:
     """The composed config and the sweep it runs: {key: the values it takes}."""
     cfg = compose_config(overrides, return_hydra_config=True)
@@ -223,6 +241,6 @@ def test_generator_comparison_covers_every_generator_that_samples(experiment, tm
     cfg, sweep = _sweep([f"experiment={experiment}"])
     assert sorted(sweep["generator"]) == sorted(sampling)
     assert sweep["seed"] == ["0", "1", "2", "3", "4"]
-    assert cfg.tune_l2 == "obs"              # obs_l2: obs solved with a tuned L2 beside obs
+    assert cfg.tune_l2 in ("obs", "both")    # obs_l2: obs solved with a tuned L2 beside obs
     _, smoke = _sweep([f"experiment={experiment}", "scale=smoke"])
     assert set(smoke["generator"]) <= set(sampling)

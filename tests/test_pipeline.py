@@ -97,3 +97,51 @@ def test_generator_needs_M_plus_and_known_conditions(tmp_path):
                             "generator=oracle", "M_plus=10", "imputation.k=2",
                             f"paths.output_dir={tmp_path}"]), tmp_path)
     assert not list(tmp_path.glob("**/results.json"))
+
+
+@pytest.mark.parametrize("choice, tuned", [
+    ("none", ()), ("obs", ("obs_l2",)), ("both", ("obs_l2", "aug_l2", "aug_obs_l2"))])
+def test_tune_l2_decides_which_conditions_get_a_tuned_twin(choice, tuned, tmp_path):
+    """tune_l2 on SK data: the plain conditions always, each tuned twin fitted with the L2 the
+    cross-validation chose (a grid value), never with the configured l2 = 0."""
+    cfg = compose_config([*SMALL, "generator=bootstrap", "M_plus=300", f"tune_l2={choice}",
+                          f"paths.output_dir={tmp_path}"])
+    result = run(cfg, tmp_path)
+    solved = {key.split("/")[1] for key in result["metrics"] if key.startswith("mse_J/")}
+    assert solved == {"obs", "aug", "aug_obs", *tuned}
+    for condition in tuned:
+        diagnostics = result["diagnostics"][f"solver/{condition}"]
+        assert diagnostics["l2"] in diagnostics["cv_grid"] and diagnostics["l2"] > 0
+    for condition in ("obs", "aug", "aug_obs"):
+        assert "cv_grid" not in result["diagnostics"][f"solver/{condition}"]
+
+
+def test_tune_l2_all_fits_every_condition_tuned_only(tmp_path):
+    cfg = compose_config([*SMALL, "generator=bootstrap", "M_plus=300", "tune_l2=all",
+                          f"paths.output_dir={tmp_path}"])
+    result = run(cfg, tmp_path)
+    assert {k for k in result["metrics"] if k.startswith("mse_J/")} == {
+        "mse_J/obs", "mse_J/aug", "mse_J/aug_obs"}
+    assert all("cv_grid" in result["diagnostics"][f"solver/{c}"] for c in ("obs", "aug", "aug_obs"))
+    with pytest.raises(ConfigError, match="tune_l2 must be one of"):
+        run(compose_config([*SMALL, "tune_l2=twice", f"paths.output_dir={tmp_path / 'bad'}"]),
+            tmp_path / "bad")
+
+
+def test_csv_metrics_of_a_resumed_run_are_kept_and_appended(tmp_path):
+    """Lightning's CSVLogger deletes an existing metrics.csv; a resumed job must keep the curve
+    it logged before it was killed."""
+    import csv
+
+    from isingaug.loggers import ResumableCSVLogger
+
+    first = ResumableCSVLogger(save_dir=tmp_path, name="csv", version="")
+    first.log_metrics({"loss": 1.0}, step=0)
+    first.finalize("success")
+    again = ResumableCSVLogger(save_dir=tmp_path, name="csv", version="")
+    again.log_metrics({"loss": 0.5, "recon": 0.2}, step=10)
+    again.finalize("success")
+    with open(tmp_path / "csv" / "metrics.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["step"], r["loss"], r["recon"]) for r in rows] == [("0", "1.0", ""),
+                                                                  ("10", "0.5", "0.2")]

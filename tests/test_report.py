@@ -429,7 +429,8 @@ def test_declared_figures_ratios_to_obs_and_noise_floors(tmp_path):
     assert code == 0 and "warning" not in err, err
     keys = drawn_keys(sweep / "report")
     assert {"generators.png", "mse_vs_M.png"} <= set(keys)
-    assert set(keys["generators.png"]) >= {res.key(res.MSE_J, c) for c in res.SOLVED_CONDITIONS}
+    assert set(keys["generators.png"]) >= {res.key(res.MSE_J, c) for c in (
+        res.OBS, res.OBS_L2, *res.AUGMENTED_CONDITIONS)}
     assert {res.GEN_CONN_CORR_ERR_TRUE, res.GEN_CONN_CORR_ERR_TRUE_FLOOR} <= set(
         keys["generators.png"])
     assert res.key(res.MSE_J, res.OBS_L2) in keys["mse_vs_M.png"]

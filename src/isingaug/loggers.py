@@ -4,6 +4,7 @@ from what the job returns)."""
 
 from __future__ import annotations
 
+import csv
 import os
 import sys
 from collections.abc import Mapping
@@ -11,12 +12,34 @@ from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import Logger
+from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from isingaug.errors import ConfigError, check_options
 from isingaug.results import metric_of
 
 DIRECTIONS = ("minimize", "maximize")
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that an existing metrics.csv is kept and appended to."""
+
+    def _check_log_dir_exists(self) -> None:  # Lightning's deletes the earlier metrics.csv
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = sorted(next(csv.reader(file), []))
+
+
+class ResumableCSVLogger(CSVLogger):
+    """<run>/csv/metrics.csv that survives a resumed run: a job started again in its folder
+    (automatic resume) appends its training curve to the one logged before it was killed."""
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 def make_loggers(logger_cfg: DictConfig | None, run_name: str, group: str,

@@ -53,33 +53,40 @@ def imputation_settings(node: DictConfig, dataset: Dataset) -> ImputationSetting
     return ImputationSettings(**options) if enabled else None
 
 
-TUNE_L2_CHOICES = ("auto", "none", "obs", "all")
+TUNE_L2_CHOICES = ("auto", "none", "obs", "all", "both")
 
 
-def plan_solvers(choice: str, solver: Solver, dataset: Dataset) -> tuple[Solver, Solver | None]:
-    """(the solver of every condition, the solver of the obs_l2 reference or None) for `tune_l2`.
+def plan_solvers(choice: str, solver: Solver, dataset: Dataset
+                 ) -> tuple[Solver, Solver | None, tuple[str, ...]]:
+    """(the solver of every condition, the tuned-L2 solver or None, the conditions that also get
+    a tuned twin) for `tune_l2`.
 
     The one place where the regularisation of a run is decided. `none`: the solver as
     configured; `obs`: also solve the observed data with the solver's L2 chosen by
     cross-validation, as the `obs_l2` condition (does augmentation add anything a tuned
-    regulariser does not?); `all`: every condition with the tuned L2; `auto`: `all` for data
-    without a known truth (an unregularised fit of a real recording of hundreds of units
-    overfits: it reconstructs missing spikes worse than independent units), `none` otherwise.
+    regulariser does not?); `both`: every condition twice, as configured and tuned (obs_l2,
+    aug_l2, aug_obs_l2: does augmentation still help once both sides are regularised?); `all`:
+    every condition with the tuned L2 only; `auto`: `all` for data without a known truth (an
+    unregularised fit of a real recording of hundreds of units overfits: it reconstructs missing
+    spikes worse than independent units), `none` otherwise.
     """
     if choice not in TUNE_L2_CHOICES:
         raise ConfigError(f"tune_l2 must be one of {list(TUNE_L2_CHOICES)}; got {choice!r}")
     if choice == "auto":
         choice = "all" if dataset.truth is None else "none"
     if choice == "none":
-        return solver, None
+        return solver, None, ()
     tuned = solver.tuned_l2()
     if tuned is None:
         if dataset.truth is None and choice == "all":
             log.info("tune_l2: solver=%s has no L2 option; fitted as configured", solver.name)
-            return solver, None
+            return solver, None, ()
         raise ConfigError(f"tune_l2={choice} needs a solver with an L2 option (plm, mle, "
                           f"interaction_screening...); solver={solver.name} has none")
-    return (tuned, None) if choice == "all" else (solver, tuned)
+    if choice == "all":
+        return tuned, None, ()
+    twins = (res.OBS,) if choice == "obs" else tuple(res.TUNED_TWINS)
+    return solver, tuned, twins
 
 
 def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
@@ -118,7 +125,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     if dataset.truth is not None:
         arrays.update({f"{k}_true": v for k, v in dataset.truth.to_numpy().items()})
 
-    solver, solver_l2 = plan_solvers(str(cfg.tune_l2), solver, dataset)
+    solver, solver_l2, twinned = plan_solvers(str(cfg.tune_l2), solver, dataset)
 
     def solve(condition: str, spins: torch.Tensor, weights: torch.Tensor | None = None,
               with_solver: Solver | None = None):
@@ -136,11 +143,11 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         metrics.update(res.with_condition(scores, condition))
         arrays.update({f"{k}_{condition}": v for k, v in params.to_numpy().items()})
         log.info("%s: %s", condition, _summary(metrics, condition))
+        if condition in twinned and with_solver is None:
+            solve(res.TUNED_TWINS[condition], spins, weights, with_solver=solver_l2)
         return params
 
     params_obs = solve(res.OBS, dataset.train)
-    if solver_l2 is not None:
-        solve(res.OBS_L2, dataset.train, with_solver=solver_l2)
     step = 0
     try:
         if augmented:

@@ -26,14 +26,19 @@ OBS = "obs"                     # the observed patterns alone
 OBS_L2 = "obs_l2"               # the observed patterns with the solver's L2 tuned by validation
 AUG = "aug"                     # the generated patterns alone
 AUG_OBS = "aug_obs"             # generated and observed together
+AUG_L2 = "aug_l2"               # aug with the solver's L2 tuned by validation (tune_l2=both)
+AUG_OBS_L2 = "aug_obs_l2"       # aug_obs with the solver's L2 tuned by validation (tune_l2=both)
 BASELINE_FREQ = "baseline_freq"     # imputation: each unit's most frequent training state
 BASELINE_INDEP = "baseline_indep"   # imputation: the independent-unit model
 
-AUGMENTED_CONDITIONS = (AUG, AUG_OBS)
-SOLVED_CONDITIONS = (OBS, OBS_L2, AUG, AUG_OBS)
+AUGMENTED_CONDITIONS = (AUG, AUG_OBS)                       # the data sets augment builds
+TUNED_TWINS = {OBS: OBS_L2, AUG: AUG_L2, AUG_OBS: AUG_OBS_L2}  # condition -> its tuned-L2 fit
+GENERATOR_CONDITIONS = (AUG, AUG_OBS, AUG_L2, AUG_OBS_L2)  # vary with the generator
+SOLVED_CONDITIONS = (OBS, OBS_L2, AUG, AUG_OBS, AUG_L2, AUG_OBS_L2)
 BASELINE_CONDITIONS = (BASELINE_FREQ, BASELINE_INDEP)
 CONDITIONS = (*SOLVED_CONDITIONS, *BASELINE_CONDITIONS)
 CONDITION_LABELS = {OBS: "obs", OBS_L2: "obs, tuned L2", AUG: "aug", AUG_OBS: "aug+obs",
+                    AUG_L2: "aug, tuned L2", AUG_OBS_L2: "aug+obs, tuned L2",
                     BASELINE_FREQ: "baseline: frequency", BASELINE_INDEP: "baseline: independent"}
 
 GEN_PREFIX = "gen"

@@ -135,7 +135,7 @@ class MaskedDiffusion(LearnedGenerator):
                  schedule: str = "linear", estimator: str = "count", t_min: float = 1e-3,
                  low_discrepancy: bool = True, sampling_steps: int | None = None,
                  lr: float = 1e-3, weight_decay: float = 0.1, batch_size: int = 1000,
-                 sample_batch_size: int = 10000, max_steps: int = 6000, seed: int = 0,
+                 sample_batch_size: int = 10000, max_steps: int = 8000, seed: int = 0,
                  device: str = "auto") -> None:
         super().__init__(batch_size=batch_size, sample_batch_size=sample_batch_size, seed=seed,
                          device=device, max_steps=max_steps)

@@ -23,12 +23,14 @@ from isingaug.report.series import AUG_CONDITIONS, VALUE, Bars, Line, condition_
 PALETTE = [tuple(c) for c in colormaps["tab10"].colors]
 GRAYS = ("black", "0.45", "0.7", "0.3", "0.6")
 CONDITION_STYLE = {res.OBS: ("-", "o"), res.OBS_L2: ((0, (3, 1, 1, 1)), "D"),
-                   res.AUG: ("--", "s"), res.AUG_OBS: (":", "^"), VALUE: ("-", "o")}
+                   res.AUG: ("--", "s"), res.AUG_OBS: (":", "^"), res.AUG_L2: ("--", "v"),
+                   res.AUG_OBS_L2: (":", "<"), VALUE: ("-", "o")}
 BASELINE_STYLE = {res.BASELINE_FREQ: ("-.", "x", "0.35"),
                   res.BASELINE_INDEP: ((0, (5, 2, 1, 2, 1, 2)), "+", "0.6")}
 OTHER_BASELINE = (":", "*", "0.5")
 CONDITION_COLORS = {res.OBS: "0.55", res.OBS_L2: "0.3", res.AUG: "tab:blue",
-                    res.AUG_OBS: "tab:orange", VALUE: "tab:green"}
+                    res.AUG_OBS: "tab:orange", res.AUG_L2: "tab:cyan", res.AUG_OBS_L2: "tab:red",
+                    VALUE: "tab:green"}
 REFERENCE_STYLE = (0, (2, 2))       # noise floors and training-data scores beside a metric
 DPI = 100
 

@@ -20,7 +20,7 @@ import pandas as pd
 from isingaug import results as res
 from isingaug.report.collect import is_varying
 
-AUG_CONDITIONS = res.AUGMENTED_CONDITIONS
+AUG_CONDITIONS = res.GENERATOR_CONDITIONS
 VALUE = "value"          # the pseudo-condition of a gen/ score (one value per run)
 GENERATOR_SIDE = ("generator", "M_plus", "max_steps")
 GENERATOR_PREFIXES = ("config.generator.", "config.trainer.", "config.callbacks.")

@@ -114,6 +114,28 @@ def test_fields_are_autoregressive(widths, direct):
         assert bool((jac[~upper] != 0).all())
 
 
+@pytest.mark.parametrize(("widths", "direct"), [([], True), ([8, 8], True), ([3], False),
+                                                ([12, 5, 9], True)])
+def test_streamed_sampling_equals_a_full_pass_per_spin(widths, direct):
+    """AutoregressiveNet.sample (first layer updated spin by spin, one output row) draws the
+    same patterns as evaluating the whole network before each spin, from the same stream."""
+    n, num = 7, 300
+    net = AutoregressiveNet(n, widths, direct).double()
+    net.set_masks()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(generator=torch.Generator().manual_seed(0))
+    rng = torch.Generator().manual_seed(3)
+    reference = torch.zeros(num, n, dtype=torch.float64)
+    with torch.no_grad():
+        for k in range(n):
+            up = torch.sigmoid(2.0 * net(reference)[:, k])
+            reference[:, k] = torch.where(torch.rand(num, generator=rng) < up, 1.0, -1.0)
+    streamed = net.sample(num, torch.Generator().manual_seed(3), "cpu")
+    assert torch.equal(streamed, reference)
+    assert 0 < (streamed == 1).double().mean() < 1
+
+
 def test_logistic_recovers_an_ardca_model():
     n = 6
     gen = torch.Generator().manual_seed(5)

@@ -144,6 +144,12 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def results_path(group: str, quick: bool, directory: Path | None = None) -> Path:
+    """<directory>/<group>[-quick].json (default benchmarks/results/)."""
+    return (RESULTS if directory is None else Path(directory)) / (
+        f"{group}{'-quick' if quick else ''}.json")
+
+
 def write_results(group: str, quick: bool, settings: dict[str, Any],
                   rows: Iterable[dict[str, Any]], info: dict[str, Any],
                   extra: dict[str, Any] | None = None, directory: Path | None = None) -> Path:
@@ -152,9 +158,8 @@ def write_results(group: str, quick: bool, settings: dict[str, Any],
     info = {**info, "load_average_end": [round(x, 2) for x in os.getloadavg()]}
     payload = {"group": group, "quick": quick, "machine": info, "settings": settings,
                "rows": list(rows), **(extra or {})}
-    directory = RESULTS if directory is None else Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{group}{'-quick' if quick else ''}.json"
+    path = results_path(group, quick, directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     tmp.replace(path)

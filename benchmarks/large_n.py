@@ -36,13 +36,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import (
-    RESULTS,
     add_common_options,
     apply_common_options,
     generator_names,
     isingaug_command,
     machine,
     quiet_env,
+    results_path,
     run_and_measure,
     shown_path,
     table,
@@ -136,7 +136,7 @@ def stamped(row: dict[str, Any]) -> dict[str, Any]:
 
 def earlier_rows(quick: bool, sizes: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of the recorded JSON when it was measured at the same sizes."""
-    path = RESULTS / f"large_n{'-quick' if quick else ''}.json"
+    path = results_path("large_n", quick)
     if not path.is_file():
         return []
     recorded = json.loads(path.read_text())

@@ -143,7 +143,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         metrics.update(res.with_condition(scores, condition))
         arrays.update({f"{k}_{condition}": v for k, v in params.to_numpy().items()})
         log.info("%s: %s", condition, _summary(metrics, condition))
-        if condition in twinned and with_solver is None:
+        if condition in twinned:
             solve(res.TUNED_TWINS[condition], spins, weights, with_solver=solver_l2)
         return params
 

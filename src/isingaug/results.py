@@ -33,8 +33,9 @@ BASELINE_INDEP = "baseline_indep"   # imputation: the independent-unit model
 
 AUGMENTED_CONDITIONS = (AUG, AUG_OBS)                       # the data sets augment builds
 TUNED_TWINS = {OBS: OBS_L2, AUG: AUG_L2, AUG_OBS: AUG_OBS_L2}  # condition -> its tuned-L2 fit
-GENERATOR_CONDITIONS = (AUG, AUG_OBS, AUG_L2, AUG_OBS_L2)  # vary with the generator
-SOLVED_CONDITIONS = (OBS, OBS_L2, AUG, AUG_OBS, AUG_L2, AUG_OBS_L2)
+GENERATOR_CONDITIONS = (*AUGMENTED_CONDITIONS,                # vary with the generator
+                        *(TUNED_TWINS[c] for c in AUGMENTED_CONDITIONS))
+SOLVED_CONDITIONS = (OBS, TUNED_TWINS[OBS], *GENERATOR_CONDITIONS)
 BASELINE_CONDITIONS = (BASELINE_FREQ, BASELINE_INDEP)
 CONDITIONS = (*SOLVED_CONDITIONS, *BASELINE_CONDITIONS)
 CONDITION_LABELS = {OBS: "obs", OBS_L2: "obs, tuned L2", AUG: "aug", AUG_OBS: "aug+obs",

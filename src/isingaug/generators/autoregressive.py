@@ -127,7 +127,6 @@ class AutoregressiveNet(nn.Module):
             h = h + self.direct(x)
         return h
 
-
     @torch.no_grad()
     def sample(self, num: int, rng: torch.Generator, device: torch.device | str) -> Tensor:
         """Exact ancestral sampling in the model's order: s_k ~ sigmoid(2 f_k(s_<k)), k = 1..n.
@@ -142,8 +141,7 @@ class AutoregressiveNet(nn.Module):
         biases = [layer.bias for layer in self.layers]
         direct = None if self.direct is None else self.direct.weight * self.direct.mask
         x = torch.zeros(num, self.n, dtype=weights[0].dtype, device=device)
-        first = (torch.zeros(num, weights[0].shape[0], dtype=x.dtype, device=device)
-                 + biases[0]) if self.hidden_widths else None
+        first = biases[0].expand(num, -1).clone() if self.hidden_widths else None
         for k in range(self.n):
             if first is None:                      # logistic: f_k = h_k + sum_{j<k} J_kj s_j
                 field = x[:, :k] @ weights[0][k, :k] + biases[0][k]

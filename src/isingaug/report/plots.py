@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from isingaug import results as res
-from isingaug.report.series import AUG_CONDITIONS, VALUE, Bars, Line, condition_label
+from isingaug.report.series import PER_GENERATOR, VALUE, Bars, Line, condition_label
 
 PALETTE = [tuple(c) for c in colormaps["tab10"].colors]
 GRAYS = ("black", "0.45", "0.7", "0.3", "0.6")
@@ -53,7 +53,7 @@ def line_colors(lines: Sequence[Line]) -> list[object]:
     colour of their data setting (line style tells the condition apart); with several, obs lines
     are black/grey and each generator setting gets a colour."""
     gen_settings = list(dict.fromkeys(line.gen_key for line in lines
-                                      if line.condition in (*AUG_CONDITIONS, VALUE)))
+                                      if line.condition in PER_GENERATOR))
     data_settings = list(dict.fromkeys(line.data_key for line in lines))
     colors: list[object] = []
     for line in lines:
@@ -61,7 +61,7 @@ def line_colors(lines: Sequence[Line]) -> list[object]:
             colors.append(_baseline_style(line.condition)[2])
         elif len(gen_settings) <= 1 and line.condition != VALUE:
             colors.append(PALETTE[data_settings.index(line.data_key) % len(PALETTE)])
-        elif line.condition in (*AUG_CONDITIONS, VALUE):
+        elif line.condition in PER_GENERATOR:
             index = gen_settings.index(line.gen_key) * max(1, len(data_settings))
             index += data_settings.index(line.data_key)
             colors.append(PALETTE[index % len(PALETTE)])

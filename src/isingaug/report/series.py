@@ -20,8 +20,9 @@ import pandas as pd
 from isingaug import results as res
 from isingaug.report.collect import is_varying
 
-AUG_CONDITIONS = res.GENERATOR_CONDITIONS
 VALUE = "value"          # the pseudo-condition of a gen/ score (one value per run)
+#: What is drawn per generator: the conditions that vary with it and its gen/ values.
+PER_GENERATOR = (*res.GENERATOR_CONDITIONS, VALUE)
 GENERATOR_SIDE = ("generator", "M_plus", "max_steps")
 GENERATOR_PREFIXES = ("config.generator.", "config.trainer.", "config.callbacks.")
 SHORT_NAMES = {"M_plus": "M⁺", "max_steps": "steps"}
@@ -48,7 +49,7 @@ def generator_info(runs: pd.DataFrame, declared: Sequence[str] = ()) -> Generato
     untrained baselines (run.trainable false), then the rest, alphabetically within each."""
     if "generator" not in runs or runs.empty:
         return GeneratorInfo()
-    aug_keys = [c for c in runs.columns if res.split_key(c)[1] in AUG_CONDITIONS]
+    aug_keys = [c for c in runs.columns if res.split_key(c)[1] in res.GENERATOR_CONDITIONS]
     has_aug = runs[aug_keys].notna().any(axis=1) if aug_keys else pd.Series(False, runs.index)
     samples = runs["produces_samples"] if "produces_samples" in runs else \
         pd.Series(np.nan, index=runs.index)
@@ -187,7 +188,7 @@ def _prefer_plain(frame: pd.DataFrame, info: GeneratorInfo) -> pd.DataFrame:
 
 def _is_aug(conditions: pd.Series) -> pd.Series:
     """Rows drawn per generator: the augmented conditions and the gen/ values."""
-    return conditions.isin(list(AUG_CONDITIONS)) | conditions.isna() | (conditions == VALUE)
+    return conditions.isin(list(PER_GENERATOR)) | conditions.isna()
 
 
 def _within_generator(frame: pd.DataFrame, keys: Sequence[str]) -> list[str]:
@@ -296,7 +297,7 @@ def _with_trend(frame: pd.DataFrame, x: str, keys: Sequence[str]) -> pd.DataFram
 
 def has_trend(lines: Sequence[Line], aug_only: bool = False) -> bool:
     """Whether some line (a per-generator line when aug_only) has two or more x values."""
-    return any(line.points >= 2 and (not aug_only or line.condition in (*AUG_CONDITIONS, VALUE))
+    return any(line.points >= 2 and (not aug_only or line.condition in PER_GENERATOR)
                for line in lines)
 
 

@@ -126,6 +126,23 @@ def apply_common_options(args: Any) -> None:
     set_clock(args.clock)
 
 
+def group_parser(doc: str | None) -> Any:
+    """A group's argument parser with the common options (the group may add its own)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_options(parser)
+    return parser
+
+
+def parse_group_args(parser: Any, argv: list[str] | None) -> Any:
+    """Parse a group's arguments and apply the common ones (threads, clock)."""
+    args = parser.parse_args(argv)
+    apply_common_options(args)
+    return args
+
+
 def fmt(value: Any) -> str:
     """A table cell: 4 significant digits for floats, empty for None."""
     if value is None:

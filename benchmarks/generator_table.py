@@ -1,6 +1,7 @@
 """Tabulate a generator-comparison sweep (the generators' acceptance table) from its results.json.
 
-Run: .venv/bin/python benchmarks/generator_table.py outputs/multirun/generators_n20 [NAME]
+Run: .venv/bin/python benchmarks/generator_table.py outputs/multirun/generators_n20 [MORE ...]
+    [--name NAME]
 
 One row per generator (diffusion split by its sampler). Each mse_J column is the per-seed ratio
 to the same seed's obs (the run's solver as configured, l2 = 0 by default), then mean +- standard
@@ -8,13 +9,15 @@ error over seeds: aug, aug_obs, and, where the sweep ran with tune_l2=obs or bot
 aug_obs_l2 (the same data with the L2 chosen by cross-validation). Beside them the generated
 patterns' quality against the exact truth (connected correlations with the noise floor of as
 many exact samples, the exact KL for tractable generators) and the training seconds. Prints
-markdown and writes benchmarks/results/<NAME>.json (NAME defaults to the sweep folder's name).
+markdown and writes benchmarks/results/<NAME>.json (NAME defaults to the first folder's name).
+Folders after the first replace its runs of the same generator and seed (e.g. the runs of a
+changed default, or seeds finished later in another folder).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +66,22 @@ def table(runs: pd.DataFrame) -> list[dict[str, str]]:
     return rows
 
 
+def latest_runs(folders: list[Path]) -> pd.DataFrame:
+    """Every folder's runs; a later folder's run replaces an earlier one of the same generator
+    (with its sampler) and seed."""
+    runs = pd.concat([collect([folder]).runs for folder in folders], ignore_index=True)
+    runs = runs.assign(_name=generator_name(runs))
+    return runs.drop_duplicates(["_name", "seed"], keep="last").drop(columns="_name")
+
+
 def main() -> None:
-    sweep = Path(sys.argv[1])
-    name = sys.argv[2] if len(sys.argv) > 2 else sweep.name
-    rows = table(collect([sweep]).runs)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", type=Path, help="sweep or run folders")
+    parser.add_argument("--name", default=None, help="results/<NAME>.json")
+    args = parser.parse_args()
+    name = args.name or args.folders[0].name
+    rows = table(latest_runs(args.folders))
     columns = list(dict.fromkeys(key for row in rows for key in row))
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))

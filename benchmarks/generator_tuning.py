@@ -6,10 +6,13 @@ Run: .venv/bin/python benchmarks/generator_tuning.py OUT.json SWEEP_DIR [SWEEP_D
 Every finished run folder (one with results.json) under the sweep folders becomes a row: its
 sweep (task) name, the setting (the command-line overrides other than seed, task name, threads
 and the data set), the seed, the resolved generator options and training length, mse_J of obs,
-aug and aug_obs, the generator's train seconds and connected-correlation error. The ratios divide
-by the same seed's unregularised obs mse_J (solver.l2=0), taken from any run of that seed with
-l2 = 0, so runs with solver.l2=auto are compared with the same reference. A summary per
-(sweep, setting) with the mean and standard error over seeds is printed and stored as well.
+aug and aug_obs (and obs_l2, aug_obs_l2 with tune_l2=both), the generator's train seconds, its
+connected-correlation error against the training data and against the truth, and its exact KL.
+The ratios divide by the same seed's unregularised obs mse_J (solver.l2=0), taken from any run of
+that seed with l2 = 0, so runs with solver.l2=auto are compared with the same reference. A
+summary per resolved setting (the generator, its resolved options, training length and l2, so
+runs of one setting from several sweeps pool their seeds) with the mean and standard error over
+seeds is printed and stored as well.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from typing import Any
 import yaml
 
 #: Overrides that do not describe a generator setting.
-IGNORED = ("seed", "task_name", "threads", "dataset.n", "dataset.M", "M_plus", "hydra")
-RATIOS = ("aug", "aug_obs", "obs")
+IGNORED = ("seed", "task_name", "threads", "dataset.n", "dataset.M", "M_plus", "hydra", "tune_l2")
+RATIOS = ("aug", "aug_obs", "obs", "obs_l2", "aug_obs_l2")
+#: Generator scores kept per run and summarised beside the ratios.
+SCORES = ("train_seconds", "conn_corr_err", "conn_corr_err_true", "kl_exact")
 
 
 def overrides(run: Path) -> list[str]:
@@ -55,9 +60,10 @@ def row(run: Path) -> dict[str, Any]:
         "generator_config": generator,
         "mse_J_obs": metrics.get("mse_J/obs"),
         "mse_J_aug": metrics.get("mse_J/aug"),
+        **{f"mse_J_{condition}": metrics.get(f"mse_J/{condition}")
+           for condition in RATIOS if condition not in ("aug", "aug_obs", "obs")},
         "mse_J_aug_obs": metrics.get("mse_J/aug_obs"),
-        "train_seconds": metrics.get("gen/train_seconds"),
-        "conn_corr_err": metrics.get("gen/conn_corr_err"),
+        **{score: metrics.get(f"gen/{score}") for score in SCORES},
         "threads": config.get("threads"),
     }
 
@@ -72,16 +78,19 @@ def mean_sem(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean +- sem over seeds of every ratio and of the train seconds, per (sweep, setting)."""
-    groups: dict[tuple[str, str, Any], list[dict[str, Any]]] = {}
+    """Mean +- sem over seeds of every ratio and score, per resolved setting."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for item in rows:
-        groups.setdefault((item["sweep"], item["setting"], item["l2"]), []).append(item)
+        resolved = json.dumps([item["generator_config"], item["max_steps"]], sort_keys=True)
+        groups.setdefault((item["generator"], resolved, str(item["l2"])), []).append(item)
     summary = []
-    for (sweep, name, l2), items in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1],
-                                                                          str(g[0][2]))):
-        entry: dict[str, Any] = {"sweep": sweep, "setting": name, "l2": l2,
+    for _, items in sorted(groups.items(), key=lambda g: (g[1][0]["sweep"], g[0][2])):
+        first = items[0]
+        entry: dict[str, Any] = {"sweep": first["sweep"], "setting": first["setting"],
+                                 "sweeps": sorted({item["sweep"] for item in items}),
+                                 "l2": first["l2"],
                                  "seeds": sorted(item["seed"] for item in items)}
-        for key in [f"ratio_{c}" for c in RATIOS] + ["train_seconds", "conn_corr_err"]:
+        for key in [f"ratio_{c}" for c in RATIOS] + list(SCORES):
             values = [item[key] for item in items if item.get(key) is not None]
             if values:
                 entry[key] = dict(zip(("mean", "sem"), mean_sem(values), strict=True))

@@ -15,7 +15,6 @@ private cache.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -25,11 +24,11 @@ from typing import Any
 import yaml
 
 from benchmarks.common import (
-    add_common_options,
-    apply_common_options,
     generator_names,
+    group_parser,
     isingaug_command,
     machine,
+    parse_group_args,
     quiet_env,
     run_and_measure,
     shown_path,
@@ -182,13 +181,10 @@ def run(quick: bool = False, device: str = "auto", threads: int | None = None,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_options(parser)
+    parser = group_parser(__doc__)
     parser.add_argument("--generators", nargs="*", default=None,
                         help="a subset (default: every conf/generator/ file but none)")
-    args = parser.parse_args(argv)
-    apply_common_options(args)
+    args = parse_group_args(parser, argv)
     run(args.quick, args.device, args.threads, args.generators)
 
 

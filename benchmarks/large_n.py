@@ -24,7 +24,6 @@ when it was taken and the load average then.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -36,11 +35,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import (
-    add_common_options,
-    apply_common_options,
     generator_names,
+    group_parser,
     isingaug_command,
     machine,
+    parse_group_args,
     quiet_env,
     results_path,
     run_and_measure,
@@ -172,15 +171,12 @@ def run(quick: bool = False, threads: int | None = None, names: list[str] | None
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_options(parser)
+    parser = group_parser(__doc__)
     parser.add_argument("--generators", nargs="*", default=None,
                         help="a subset (default: every conf/generator/ file but none)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                         help="which rows to measure (default: all)")
-    args = parser.parse_args(argv)
-    apply_common_options(args)
+    args = parse_group_args(parser, argv)
     run(args.quick, args.threads, args.generators, tuple(args.parts))
 
 

@@ -18,7 +18,6 @@ out, so the fractions are of useful arithmetic):
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -29,10 +28,10 @@ from typing import Any
 import torch
 
 from benchmarks.common import (
-    add_common_options,
-    apply_common_options,
     best_time,
+    group_parser,
     machine,
+    parse_group_args,
     shown_path,
     table,
     write_results,
@@ -182,11 +181,8 @@ def run(quick: bool = False, device: str = "auto", threads: int | None = None) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_options(parser)
-    args = parser.parse_args(argv)
-    apply_common_options(args)
+    parser = group_parser(__doc__)
+    args = parse_group_args(parser, argv)
     run(args.quick, args.device, args.threads)
 
 

@@ -4,8 +4,8 @@
     .venv/bin/python -m benchmarks samplers roofline      # some groups
     .venv/bin/python benchmarks/run.py scaling --quick    # the same, as a script
 
-Groups: solvers (benchmarks/solvers.py), samplers, generators, roofline, scaling, large_n,
-gpu_check.
+Groups: solvers (benchmarks/solvers.py), samplers, generators, kernels, roofline, scaling,
+large_n, gpu_check.
 Each prints a markdown table and writes benchmarks/results/<group>.json (`<group>-quick.json`
 with --quick, a size that runs in a minute or two). --threads fixes torch's CPU threads (on a
 shared machine, 1 thread per job avoids the large slow-downs of oversubscribed OpenMP threads);
@@ -27,8 +27,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-GROUPS = ("solvers", "samplers", "generators", "roofline", "scaling", "large_n", "gpu_check")
-ALL = ("solvers", "samplers", "generators", "roofline", "scaling", "large_n")
+GROUPS = ("solvers", "samplers", "generators", "kernels", "roofline", "scaling", "large_n",
+          "gpu_check")
+ALL = ("solvers", "samplers", "generators", "kernels", "roofline", "scaling", "large_n")
 
 
 def run_solvers(quick: bool, device: str, threads: int | None) -> int:

@@ -20,7 +20,6 @@ the n local fields (roofline.py divides it by the measured matmul peak).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -34,11 +33,11 @@ from torch import Tensor
 from benchmarks.common import (
     PEAK_HOOK,
     ROOT,
-    add_common_options,
-    apply_common_options,
     best_time,
+    group_parser,
     machine,
     now,
+    parse_group_args,
     run_and_measure,
     shown_path,
     table,
@@ -236,11 +235,8 @@ def run(quick: bool = False, device: str = "auto") -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_options(parser)
-    args = parser.parse_args(argv)
-    apply_common_options(args)
+    parser = group_parser(__doc__)
+    args = parse_group_args(parser, argv)
     run(args.quick, args.device)
 
 

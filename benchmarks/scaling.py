@@ -15,7 +15,6 @@ log size over all points and over the two largest, the asymptotic regime):
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
@@ -24,11 +23,11 @@ import torch
 
 from benchmarks.common import (
     RESULTS,
-    add_common_options,
-    apply_common_options,
+    group_parser,
     log_log_slope,
     machine,
     now,
+    parse_group_args,
     shown_path,
     table,
     write_results,
@@ -125,11 +124,8 @@ def run(quick: bool = False, device: str = "auto") -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_options(parser)
-    args = parser.parse_args(argv)
-    apply_common_options(args)
+    parser = group_parser(__doc__)
+    args = parse_group_args(parser, argv)
     run(args.quick, args.device)
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import fit_context, make_trainer
+from isingaug import results as res
 from isingaug.data.sk import sk_truth
 from isingaug.errors import ConfigError
 from isingaug.generators.base import Generator
@@ -99,6 +100,12 @@ def test_resume_from_checkpoint_is_exact(kind, options, train, tmp_path):
         assert torch.equal(expected[key], got[key]), key
     assert torch.equal(straight.sample(20, torch.Generator().manual_seed(0)),
                        resumed.sample(20, torch.Generator().manual_seed(0)))
+    # a run resumed from a finished checkpoint trains nothing: no speed to report
+    finished = FACTORIES[kind](seed=2, **options)
+    context = fit_context(train, make_trainer(3), resume_from=str(path))
+    finished.fit(context)
+    assert finished.global_step == 3
+    assert math.isnan(context.training.metrics[res.GEN_STEPS_PER_SECOND])
 
 
 def test_ema_is_updated_after_each_step_and_used_for_sampling(train):
@@ -182,6 +189,26 @@ def test_default_denoiser_is_a_unet_with_time_in_every_block():
                               net(x, torch.full((5,), 999)))
 
 
+def test_one_shared_step_equals_the_step_repeated_per_row():
+    """Sampling passes t of shape (1,), computed once and broadcast: the same prediction."""
+    net = Denoiser(7, **SMALL_NET)
+    x = torch.randn(50, 7, generator=torch.Generator().manual_seed(0))
+    for step in (0, 17, 999):
+        shared = net(x, torch.tensor([step]))
+        per_row = net(x, torch.full((50,), step))
+        torch.testing.assert_close(shared, per_row, atol=1e-6, rtol=1e-5)
+
+
+def test_vae_weight_decay_shrinks_the_weights(train):
+    norms = {}
+    for decay in (0.0, 1.0):
+        gen = small_vae(seed=0, weight_decay=decay, lr=1e-2)
+        gen.fit(fit_context(train, make_trainer(30)))
+        norms[decay] = float(sum(p.detach().square().sum() for p in gen.parameters()))
+    # AdamW's decay multiplies every weight by 1 - lr * wd per step: 30 steps shrink by ~26%
+    assert norms[1.0] < 0.9 * norms[0.0]
+
+
 def test_default_diffusion_trains_and_samples(train):
     gen = Diffusion(sampler="ddim", ddim_steps=5, device="cpu", seed=0)
     gen.fit(fit_context(train, make_trainer(2)))
@@ -194,11 +221,12 @@ BAD_DIFFUSION = [
     ("decoder_widths", "128"), ("time_dim", 7), ("time_dim", 0), ("lr", 0), ("lr", True),
     ("ema_decay", 1.0), ("ema_decay", 0), ("sampler", "euler"), ("ddim_steps", 0),
     ("ddim_steps", 2.0), ("ddim_eta", -0.1), ("ddim_eta", 1.5),
-    ("ancestral_variance", "fixed"), ("batch_size", 0), ("sample_batch_size", -1),
+    ("ancestral_variance", "fixed"), ("sample_precision", "fp16"), ("batch_size", 0),
+    ("sample_batch_size", -1),
 ]
 BAD_VAE = [
     ("latent_dim", 0), ("hidden_widths", []), ("hidden_widths", [3.5]), ("activation", "swish"),
-    ("beta", -1.0), ("lr", -1e-3), ("batch_size", 2.0),
+    ("beta", -1.0), ("lr", -1e-3), ("weight_decay", -0.1), ("batch_size", 2.0),
 ]
 
 
@@ -242,6 +270,22 @@ def test_diffusion_learns_per_spin_magnetisations():
     # (0.13 here; about 0.02 after 3000 steps of a wider net, so the gap is training time)
     assert float(before.max()) > 0.8
     assert float(after.max()) < 0.2, (after, target)
+    # bf16 matmuls while sampling: end points within bf16 rounding of fp32's (so bf16 did run),
+    # the same learned magnetisations, few spins flipped
+    ends, reverse = {}, trained.reverse
+
+    def recorded_reverse(num, rng):
+        ends[trained.sample_precision] = reverse(num, rng)
+        return ends[trained.sample_precision]
+
+    trained.reverse = recorded_reverse
+    fp32 = trained.sample(1000, torch.Generator().manual_seed(1))
+    trained.sample_precision = "bf16"
+    bf16 = trained.sample(1000, torch.Generator().manual_seed(1))
+    gap = (ends["bf16"] - ends["fp32"]).abs()
+    assert 0 < float(gap.max()) < 0.2 and float(gap.mean()) < 0.01  # 0.03 and 0.0014 here
+    assert float((bf16.mean(0) - target).abs().max()) < 0.2
+    assert float((bf16 != fp32).float().mean()) < 0.02
 
 
 def test_vae_elbo_decreases(train):

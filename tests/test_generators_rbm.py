@@ -371,6 +371,23 @@ def test_learns_a_biased_correlated_distribution(cls: type) -> None:
     assert connected(before) < 0.05 < 0.15 < connected(after) < connected(data) + 0.1
 
 
+@pytest.mark.parametrize("name", ["pcd", "ff"])
+def test_weight_decay_subtracts_its_multiple_of_w_from_the_ascent(name: str,
+                                                                  train: torch.Tensor) -> None:
+    """One SGD update with weight_decay differs from the plain one by -lr * wd * W in W only."""
+    lr, decay = 0.05, 0.3
+    cls, kwargs = CONFIGS[name]
+    start = cls(**kwargs, lr=lr, weight_init_std=0.5)
+    start.fit(fit_context(train, make_trainer(0)))
+    plain = fitted(name, train, 1, lr=lr, weight_init_std=0.5)
+    decayed = fitted(name, train, 1, lr=lr, weight_init_std=0.5, weight_decay=decay)
+    w0 = start.weight.detach()
+    torch.testing.assert_close(decayed.weight.detach() - plain.weight.detach(),
+                               -lr * decay * w0, atol=1e-6, rtol=0)
+    for bias in ("visible_bias", "hidden_bias"):
+        assert torch.equal(getattr(decayed, bias), getattr(plain, bias))
+
+
 # ------------------------------------------------------------------------------------------------
 # Configuration
 # ------------------------------------------------------------------------------------------------
@@ -378,11 +395,12 @@ def test_learns_a_biased_correlated_distribution(cls: type) -> None:
 BAD = [
     (Rbm, "hidden", 0), (Rbm, "hidden", 2.5), (Rbm, "lr", 0.0), (Rbm, "optimizer", "rmsprop"),
     (Rbm, "method", "ff"), (Rbm, "k", 0), (Rbm, "num_chains", 0), (Rbm, "centered", "yes"),
-    (Rbm, "offset_momentum", 1.0), (Rbm, "weight_init_std", -0.1),
+    (Rbm, "offset_momentum", 1.0), (Rbm, "weight_init_std", -0.1), (Rbm, "weight_decay", -1e-3),
     (Rbm, "visible_bias_init", "ones"), (Rbm, "gibbs_steps", 0),
     (Rbm, "generate_start", "uniform"), (Rbm, "batch_size", 0),
     (FFRbm, "init", "random"), (FFRbm, "k", 0), (FFRbm, "gibbs_steps", 0),
-    (FFRbm, "hidden", -1), (FFRbm, "optimizer", "lbfgs"), (FFRbm, "num_chains", 1.5),
+    (FFRbm, "weight_decay", "x"), (FFRbm, "hidden", -1), (FFRbm, "optimizer", "lbfgs"),
+    (FFRbm, "num_chains", 1.5),
 ]
 
 

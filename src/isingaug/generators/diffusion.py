@@ -8,6 +8,7 @@ The network (Denoiser) is kept apart from the process (Diffusion) so either can 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import math
@@ -23,6 +24,10 @@ from isingaug.generators.learned import LearnedGenerator
 from isingaug.generators.networks import seeded_module, widths_option
 
 SAMPLERS = ("ancestral", "ddim")
+#: Precision of the denoiser's matmuls (training, sampling): fp32, or bf16 under torch.autocast.
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+#: Devices with a fused Adam kernel in torch.
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
 ANCESTRAL_VARIANCES = ("beta", "posterior")
 
 
@@ -82,7 +87,12 @@ class Denoiser(nn.Module):
         self.out = nn.Linear(width, n)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        """Predicted noise (B, n) for noisy patterns x (B, n) at integer steps t (B,)."""
+        """Predicted noise (B, n) for noisy patterns x (B, n) at integer steps t (B,).
+
+        A t of shape (1,) is one step shared by all B rows (as in sampling): the time embedding
+        and every layer's time projection are then computed once and broadcast, which saves
+        about a fifth of the arithmetic of a sampling step.
+        """
         temb = self.time_mlp(sinusoidal_embedding(t, self.time_dim))
         h = x
         skips = []
@@ -113,7 +123,8 @@ class Diffusion(LearnedGenerator):
                  decoder_widths: Sequence[int] = (512, 512, 256, 128), time_dim: int = 128,
                  lr: float = 1e-4, ema_decay: float | None = None, sampler: str = "ancestral",
                  ddim_steps: int = 100, ddim_eta: float = 0.0,
-                 ancestral_variance: str = "beta", batch_size: int = 256,
+                 ancestral_variance: str = "beta", train_precision: str = "fp32",
+                 sample_precision: str = "fp32", batch_size: int = 256,
                  sample_batch_size: int = 10000, seed: int = 0, device: str = "auto",
                  **training: Any) -> None:
         super().__init__(batch_size=batch_size, sample_batch_size=sample_batch_size, seed=seed,
@@ -140,6 +151,10 @@ class Diffusion(LearnedGenerator):
              "a number in [0, 1]"),
             ("generator.ancestral_variance", ancestral_variance,
              ancestral_variance in ANCESTRAL_VARIANCES, f"one of {list(ANCESTRAL_VARIANCES)}"),
+            ("generator.train_precision", train_precision, train_precision in PRECISIONS,
+             f"one of {list(PRECISIONS)}"),
+            ("generator.sample_precision", sample_precision, sample_precision in PRECISIONS,
+             f"one of {list(PRECISIONS)}"),
         ])
         self.encoder_widths = widths_option("generator.encoder_widths", encoder_widths)
         self.decoder_widths = widths_option("generator.decoder_widths", decoder_widths)
@@ -151,6 +166,8 @@ class Diffusion(LearnedGenerator):
         self.ddim_steps = int(ddim_steps)
         self.ddim_eta = float(ddim_eta)
         self.ancestral_variance = ancestral_variance
+        self.train_precision = train_precision
+        self.sample_precision = sample_precision
         self.denoiser: Denoiser | None = None
         self.ema_denoiser: Denoiser | None = None
         # The schedule follows from the config alone, so it is not saved in checkpoints.
@@ -189,13 +206,26 @@ class Diffusion(LearnedGenerator):
         t = torch.randint(self.timesteps, (x0.shape[0],), device=self.device,
                           generator=self.step_rng("time"))
         noise = torch.randn(x0.shape, device=self.device, generator=self.step_rng("noise"))
-        loss = functional.mse_loss(self.denoiser(self.q_sample(x0, t, noise), t), noise)
+        with self.precision(self.train_precision):
+            predicted = self.denoiser(self.q_sample(x0, t, noise), t)
+        loss = functional.mse_loss(predicted.float(), noise)
         self.log("train/loss", loss, batch_size=x0.shape[0])
         return loss
 
     def configure_optimizers(self) -> Any:
+        """Adam; its fused kernel (one pass over the parameters) where the device has one."""
         assert self.denoiser is not None
-        return self.with_schedule(torch.optim.Adam(self.denoiser.parameters(), lr=self.lr))
+        fused = self.device.type in FUSED_ADAM_DEVICES
+        return self.with_schedule(torch.optim.Adam(self.denoiser.parameters(), lr=self.lr,
+                                                   fused=fused))
+
+    def precision(self, name: str) -> contextlib.AbstractContextManager[Any]:
+        """The denoiser's precision: fp32 as it is, bf16 under torch.autocast (matmuls in
+        bfloat16, the state and the weights kept in fp32)."""
+        dtype = PRECISIONS[name]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """The optimizer step, then the EMA update (here, so it runs once per real step)."""
@@ -228,7 +258,7 @@ class Diffusion(LearnedGenerator):
             alphas = self.alphas.tolist()
             alpha_bars = self.alpha_bars.tolist()
             for t in range(self.timesteps - 1, -1, -1):
-                eps = net(x, t_all.fill_(t))
+                eps = net(x, t_all.fill_(t)).float()  # bf16 under autocast
                 x = (x - betas[t] / math.sqrt(1.0 - alpha_bars[t]) * eps) / math.sqrt(alphas[t])
                 if t > 0:
                     x = x + sigmas[t] * torch.randn(x.shape, device=x.device, generator=rng)
@@ -239,7 +269,7 @@ class Diffusion(LearnedGenerator):
             t = steps[i]
             ab_t = alpha_bars[t]
             ab_prev = alpha_bars[steps[i - 1]] if i > 0 else 1.0
-            eps = net(x, t_all.fill_(t))
+            eps = net(x, t_all.fill_(t)).float()
             x0 = (x - math.sqrt(1.0 - ab_t) * eps) / math.sqrt(ab_t)
             sigma = self.ddim_eta * math.sqrt((1.0 - ab_prev) / (1.0 - ab_t)
                                               * (1.0 - ab_t / ab_prev))
@@ -253,6 +283,11 @@ class Diffusion(LearnedGenerator):
         return (torch.arange(1, self.ddim_steps + 1) * self.timesteps) // self.ddim_steps - 1
 
     def generate(self, num: int, rng: torch.Generator) -> Tensor:
-        """Spins from sign() of the reverse process; an exact 0 becomes +1."""
-        x = self.reverse(num, rng)
+        """Spins from sign() of the reverse process; an exact 0 becomes +1.
+
+        With sample_precision=bf16 the denoiser runs under torch.autocast in bfloat16 (its
+        matmuls), while the state x and its updates stay fp32.
+        """
+        with self.precision(self.sample_precision):
+            x = self.reverse(num, rng)
         return torch.where(x >= 0, 1.0, -1.0)

@@ -224,7 +224,7 @@ class LearnedGenerator(pl.LightningModule, ABC):
         self.seed = int(seed)
         self.sample_device = resolve_device(device)
         self.n = 0
-        self.first_step = 0
+        self.first_step: int | None = None  # set by on_train_start; None: nothing was trained
         self.register_buffer("train_data", torch.empty(0, 0), persistent=False)
         self._fitting = False
         self._data_digest: str | None = None
@@ -258,6 +258,7 @@ class LearnedGenerator(pl.LightningModule, ABC):
         if resume:
             self.check_checkpoint(resume)
         trainer = context.training.make_trainer(self.max_steps)
+        self.first_step = None
         self._fitting = True
         try:
             trainer.fit(self, train_dataloaders=DataLoader(_StepTicks(), batch_size=None),
@@ -265,7 +266,9 @@ class LearnedGenerator(pl.LightningModule, ABC):
         finally:
             self._fitting = False
             self._watched_loss = None
-        context.training.finish(self, self.first_step)
+        # A checkpoint already at max_steps skips on_train_start: nothing was trained here.
+        first = int(self.global_step) if self.first_step is None else self.first_step
+        context.training.finish(self, first)
         self.to(self.sample_device)
 
     # -- what a checkpoint belongs to -----------------------------------------------------------

@@ -19,7 +19,10 @@ numbered in our notes on it):
 - the gradient ascent direction is assigned to `.grad` of optimizers built with maximize=True
   (as the refactored code does); plain SGD by default (decision 10), at lr 0.05: the
   literature's 0.01 needs more updates than a CPU budget allows (benchmarks/README.md);
-- W ~ N(0, weight_init_std^2), c = 0 and b = logit of the clamped data frequency (decision 11).
+- W ~ N(0, weight_init_std^2), c = 0 and b = logit of the clamped data frequency (decision 11);
+- `weight_decay` (Hinton's "weight-cost") subtracts weight_decay * W from the W direction: the
+  ascent of the log-likelihood minus weight_decay/2 |W|^2, off (0) by default, the same for SGD
+  and Adam; the biases are not decayed.
 """
 
 from __future__ import annotations
@@ -80,14 +83,21 @@ def visible_probs(h: Tensor, W: Tensor, b: Tensor) -> Tensor:
     return torch.sigmoid(b + h @ W.T)
 
 
+def bernoulli(probs: Tensor, rng: torch.Generator) -> Tensor:
+    """A {0,1} draw per entry, 1 where a uniform falls below its probability: the same law as
+    torch.bernoulli at half its cost on a CPU, where the draws were 80% of a Gibbs sweep."""
+    uniform = torch.rand(probs.shape, device=probs.device, dtype=probs.dtype, generator=rng)
+    return (uniform < probs).to(probs.dtype)
+
+
 def sample_hiddens(v: Tensor, W: Tensor, c: Tensor, rng: torch.Generator) -> Tensor:
     """A {0,1} sample of h ~ p(h | v) for every row of v."""
-    return torch.bernoulli(hidden_probs(v, W, c), generator=rng)
+    return bernoulli(hidden_probs(v, W, c), rng)
 
 
 def sample_visibles(h: Tensor, W: Tensor, b: Tensor, rng: torch.Generator) -> Tensor:
     """A {0,1} sample of v ~ p(v | h) for every row of h."""
-    return torch.bernoulli(visible_probs(h, W, b), generator=rng)
+    return bernoulli(visible_probs(h, W, b), rng)
 
 
 def gibbs_step(v: Tensor, params: RbmParams, rng: torch.Generator) -> Tensor:
@@ -215,10 +225,11 @@ class Rbm(LearnedGenerator):
     STARTS: tuple[str, ...] = ("random", "data")
     _start_key = "generator.generate_start"
 
-    def __init__(self, hidden: int = 64, lr: float = 0.05, optimizer: str = "sgd",
+    def __init__(self, hidden: int = 256, lr: float = 0.05, optimizer: str = "sgd",
                  method: str = "pcd", k: int = 10, num_chains: int | None = None,
                  centered: bool = True, offset_momentum: float = 0.0,
-                 weight_init_std: float = 0.01, visible_bias_init: str = "data",
+                 weight_init_std: float = 0.01, weight_decay: float = 0.0,
+                 visible_bias_init: str = "data",
                  gibbs_steps: int = 2000, generate_start: str = "random",
                  batch_size: int = 1000, sample_batch_size: int = 10000, seed: int = 0,
                  device: str = "auto", **training: Any) -> None:
@@ -239,6 +250,8 @@ class Rbm(LearnedGenerator):
              is_number(offset_momentum) and 0 <= offset_momentum < 1, "a number in [0, 1)"),
             ("generator.weight_init_std", weight_init_std,
              is_number(weight_init_std) and weight_init_std >= 0, "a number >= 0"),
+            ("generator.weight_decay", weight_decay,
+             is_number(weight_decay) and weight_decay >= 0, "a number >= 0 (0 = off)"),
             ("generator.visible_bias_init", visible_bias_init, visible_bias_init in BIAS_INITS,
              f"one of {list(BIAS_INITS)}"),
             ("generator.gibbs_steps", gibbs_steps, is_int(gibbs_steps) and gibbs_steps >= 1,
@@ -255,6 +268,7 @@ class Rbm(LearnedGenerator):
         self.centered = centered
         self.offset_momentum = float(offset_momentum)
         self.weight_init_std = float(weight_init_std)
+        self.weight_decay = float(weight_decay)
         self.visible_bias_init = visible_bias_init
         self.gibbs_steps = int(gibbs_steps)
         self.generate_start = generate_start
@@ -273,8 +287,7 @@ class Rbm(LearnedGenerator):
         self.register_buffer("hidden_offset", torch.full((self.hidden,), 0.5))
         if self.method == "pcd":
             start = torch.full((self.num_chains, n), 0.5)
-            self.register_buffer("chains", torch.bernoulli(
-                start, generator=stream(self.seed, "init", "chains")))
+            self.register_buffer("chains", bernoulli(start, stream(self.seed, "init", "chains")))
 
     def setup(self, stage: str) -> None:
         """Data-dependent init (before Lightning restores a checkpoint, which then wins)."""
@@ -308,7 +321,7 @@ class Rbm(LearnedGenerator):
             rows = torch.randint(self.train_data.shape[0], (num,), device=self.device,
                                  generator=rng)
             return to_binary(self.train_data[rows])
-        return torch.bernoulli(probs, generator=rng)
+        return bernoulli(probs, rng)
 
     def negative_chains(self, v_data: Tensor) -> Tensor:
         """The negative-phase visibles of this update (PCD advances its persistent chains)."""
@@ -338,6 +351,8 @@ class Rbm(LearnedGenerator):
             offsets = self.offsets(v_data) if self.centered else None
             grads = rbm_gradient(v_data, v_model, self.params, centered=self.centered,
                                  offsets=offsets)
+            if self.weight_decay:
+                grads = grads._replace(W=grads.W - self.weight_decay * self.weight)
             recon = visible_probs(hidden_probs(v_data, self.weight, self.hidden_bias),
                                   self.weight, self.visible_bias)
             self.log("train/recon_error", ((v_data - recon) ** 2).mean(),
@@ -450,15 +465,16 @@ class FFRbm(Rbm):
     def __init__(self, hidden: int = 256, lr: float = 0.05, optimizer: str = "sgd", k: int = 10,
                  num_chains: int | None = None, init: str = "uniform", centered: bool = True,
                  offset_momentum: float = 0.0, weight_init_std: float = 1e-4,
-                 visible_bias_init: str = "data", gibbs_steps: int | None = None,
-                 batch_size: int = 1000, sample_batch_size: int = 10000, seed: int = 0,
-                 device: str = "auto", **training: Any) -> None:
+                 weight_decay: float = 0.0, visible_bias_init: str = "data",
+                 gibbs_steps: int | None = None, batch_size: int = 1000,
+                 sample_batch_size: int = 10000, seed: int = 0, device: str = "auto",
+                 **training: Any) -> None:
         steps = k if gibbs_steps is None else gibbs_steps
         super().__init__(hidden=hidden, lr=lr, optimizer=optimizer, method="ff", k=k,
                          num_chains=num_chains, centered=centered,
                          offset_momentum=offset_momentum, weight_init_std=weight_init_std,
-                         visible_bias_init=visible_bias_init, gibbs_steps=steps,
-                         generate_start=init, batch_size=batch_size,
+                         weight_decay=weight_decay, visible_bias_init=visible_bias_init,
+                         gibbs_steps=steps, generate_start=init, batch_size=batch_size,
                          sample_batch_size=sample_batch_size, seed=seed, device=device,
                          **training)
         self.init = init

@@ -58,11 +58,7 @@ def row(run: Path) -> dict[str, Any]:
         "l2": config["solver"].get("l2"),
         "max_steps": config["trainer"]["max_steps"],
         "generator_config": generator,
-        "mse_J_obs": metrics.get("mse_J/obs"),
-        "mse_J_aug": metrics.get("mse_J/aug"),
-        **{f"mse_J_{condition}": metrics.get(f"mse_J/{condition}")
-           for condition in RATIOS if condition not in ("aug", "aug_obs", "obs")},
-        "mse_J_aug_obs": metrics.get("mse_J/aug_obs"),
+        **{f"mse_J_{condition}": metrics.get(f"mse_J/{condition}") for condition in RATIOS},
         **{score: metrics.get(f"gen/{score}") for score in SCORES},
         "threads": config.get("threads"),
     }

@@ -8,11 +8,12 @@ sweep (task) name, the setting (the command-line overrides other than seed, task
 and the data set), the seed, the resolved generator options and training length, mse_J of obs,
 aug and aug_obs (and obs_l2, aug_obs_l2 with tune_l2=both), the generator's train seconds, its
 connected-correlation error against the training data and against the truth, and its exact KL.
-The ratios divide by the same seed's unregularised obs mse_J (solver.l2=0), taken from any run of
-that seed with l2 = 0, so runs with solver.l2=auto are compared with the same reference. A
-summary per resolved setting (the generator, its resolved options, training length and l2, so
-runs of one setting from several sweeps pool their seeds) with the mean and standard error over
-seeds is printed and stored as well.
+The ratios divide by the unregularised obs mse_J (solver.l2=0) of the same data set and seed,
+taken from any run of them with l2 = 0, so runs with solver.l2=auto are compared with the same
+reference and folders of several data sets (n, M, ...) can be passed together. A summary per data
+set and resolved setting (the generator, its resolved options, training length and l2, so runs of
+one setting from several sweeps pool their seeds) with the mean and standard error over seeds is
+printed and stored as well.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ from typing import Any
 
 import yaml
 
-#: Overrides that do not describe a generator setting.
-IGNORED = ("seed", "task_name", "threads", "dataset.n", "dataset.M", "M_plus", "hydra", "tune_l2")
+#: Overrides that do not describe a generator setting (the data set is a row's `data`).
+IGNORED = ("seed", "task_name", "threads", "dataset", "M_plus", "hydra", "tune_l2")
+#: The run fields that name the data set a ratio's reference comes from (with the seed); a
+#: summary pools the seeds, so it leaves out the data seed (which follows the seed by default).
+DATA_FIELDS = ("dataset", "n", "M", "g", "data_seed")
+POOLED_FIELDS = ("data_seed",)
 RATIOS = ("aug", "aug_obs", "obs", "obs_l2", "aug_obs_l2")
 #: Generator scores kept per run and summarised beside the ratios.
 SCORES = ("train_seconds", "conn_corr_err", "conn_corr_err_true", "kl_exact")
@@ -52,6 +57,7 @@ def row(run: Path) -> dict[str, Any]:
                  if key not in ("_target_", "seed", "device", "sample_batch_size")}
     return {
         "sweep": run.parent.name,
+        "data": {key: result["run"].get(key) for key in DATA_FIELDS},
         "setting": setting(overrides(run)),
         "generator": result["run"]["generator"],
         "seed": result["run"]["seed"],
@@ -62,6 +68,13 @@ def row(run: Path) -> dict[str, Any]:
         **{score: metrics.get(f"gen/{score}") for score in SCORES},
         "threads": config.get("threads"),
     }
+
+
+def data_key(item: dict[str, Any], pooled: tuple[str, ...] = ()) -> str:
+    """The data set of a row, as one string (rows of one data set share their reference),
+    leaving out the `pooled` fields."""
+    return json.dumps({key: value for key, value in item["data"].items() if key not in pooled},
+                      sort_keys=True)
 
 
 def mean_sem(values: list[float]) -> tuple[float, float]:
@@ -75,14 +88,18 @@ def mean_sem(values: list[float]) -> tuple[float, float]:
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean +- sem over seeds of every ratio and score, per resolved setting."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for item in rows:
         resolved = json.dumps([item["generator_config"], item["max_steps"]], sort_keys=True)
-        groups.setdefault((item["generator"], resolved, str(item["l2"])), []).append(item)
+        key = (data_key(item, POOLED_FIELDS), item["generator"], resolved, str(item["l2"]))
+        groups.setdefault(key, []).append(item)
     summary = []
-    for _, items in sorted(groups.items(), key=lambda g: (g[1][0]["sweep"], g[0][2])):
+    for _, items in sorted(groups.items(),
+                           key=lambda g: (g[0][0], g[1][0]["sweep"], g[0][3])):
         first = items[0]
-        entry: dict[str, Any] = {"sweep": first["sweep"], "setting": first["setting"],
+        data = {key: value for key, value in first["data"].items() if key not in POOLED_FIELDS}
+        entry: dict[str, Any] = {"data": data, "sweep": first["sweep"],
+                                 "setting": first["setting"],
                                  "sweeps": sorted({item["sweep"] for item in items}),
                                  "l2": first["l2"],
                                  "seeds": sorted(item["seed"] for item in items)}
@@ -99,9 +116,10 @@ def main() -> None:
     runs = sorted(path.parent for sweep in sys.argv[2:] for path in Path(sweep).glob(
         "*/results.json"))
     rows = [row(run) for run in runs]
-    reference = {item["seed"]: item["mse_J_obs"] for item in rows if item["l2"] in (0, 0.0)}
+    reference = {(data_key(item), item["seed"]): item["mse_J_obs"] for item in rows
+                 if item["l2"] in (0, 0.0)}
     for item in rows:
-        ref = reference.get(item["seed"])
+        ref = reference.get((data_key(item), item["seed"]))
         for condition in RATIOS:
             value = item[f"mse_J_{condition}"]
             item[f"ratio_{condition}"] = value / ref if value is not None and ref else None
@@ -110,10 +128,13 @@ def main() -> None:
         cells = [f"{key[6:]}={entry[key]['mean']:.3f}±{entry[key]['sem']:.3f}"
                  for key in entry if key.startswith("ratio_")]
         seconds = entry.get("train_seconds", {}).get("mean")
-        print(f"{entry['sweep']} | {entry['setting']} | l2={entry['l2']} | seeds={entry['seeds']}"
+        data = entry["data"]
+        print(f"n={data['n']} M={data['M']} | {entry['sweep']} | {entry['setting']}"
+              f" | l2={entry['l2']} | seeds={entry['seeds']}"
               f" | {' '.join(cells)} | train_s={seconds if seconds is None else round(seconds)}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"reference": "mse_J ratios to the same seed's obs with l2=0",
+    out.write_text(json.dumps({"reference": "mse_J ratios to the same data set and seed's obs"
+                                            " with l2=0",
                                "summary": summary, "runs": rows}, indent=1) + "\n")
 
 

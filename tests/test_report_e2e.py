@@ -24,13 +24,13 @@ from isingaug import results as res
 
 pytestmark = pytest.mark.slow
 
-FAST = ["scale=smoke", "seed=0", "trainer.max_steps=20", "M_plus=400", "dataset.n=8",
+FAST = ["scale=smoke", "trainer.max_steps=20", "M_plus=400", "dataset.n=8",
         "dataset.M_test=300", "callbacks.energy_variance.eval_samples=200"]
 SWEEPS = {
     # name: (command-line overrides, the sweep folder's name: task_name + _smoke)
-    "neural": (["experiment=neural", "generator=vae", "dataset.M=300,600",
+    "neural": (["experiment=neural", "generator=vae", "dataset.M=300,600", "seed=0",
                 "imputation.max_patterns=300", *FAST], "neural_smoke"),
-    "sk": (["experiment=generators_n20", "generator=bootstrap,autoregressive",
+    "sk": (["experiment=generators_n20", "generator=bootstrap,autoregressive", "seed=0,1",
             "dataset.M=300", *FAST], "generators_n20_smoke"),
 }
 
@@ -57,17 +57,30 @@ def environment(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return work, env
 
 
-@pytest.fixture(scope="module", params=sorted(SWEEPS))
-def swept(request, environment) -> dict:
-    """One real sweep and its report."""
+@pytest.fixture(scope="module")
+def sweeps(environment):
+    """The sweeps run so far, by name: each one runs once however many tests read it."""
     work, env = environment
-    overrides, folder = SWEEPS[request.param]
-    run([*console("isingaug"), "-m", *overrides], work, env)
-    sweep = work / "outputs" / "multirun" / folder
-    proc = run([*console("isingaug-report"), str(sweep)], work, env)
-    out = sweep / "report"
-    assert proc.stdout.strip() == str(out / "index.html")
-    return {"sweep": sweep, "out": out, "stderr": proc.stderr, "name": request.param}
+    done: dict[str, dict] = {}
+
+    def sweep_and_report(name: str) -> dict:
+        if name not in done:
+            overrides, folder = SWEEPS[name]
+            run([*console("isingaug"), "-m", *overrides], work, env)
+            sweep = work / "outputs" / "multirun" / folder
+            proc = run([*console("isingaug-report"), str(sweep)], work, env)
+            out = sweep / "report"
+            assert proc.stdout.strip() == str(out / "index.html")
+            done[name] = {"sweep": sweep, "out": out, "stderr": proc.stderr, "name": name}
+        return done[name]
+
+    return sweep_and_report
+
+
+@pytest.fixture(scope="module", params=sorted(SWEEPS))
+def swept(request, sweeps) -> dict:
+    """One real sweep and its report."""
+    return sweeps(request.param)
 
 
 def results_files(sweep: Path) -> list[dict]:
@@ -76,7 +89,7 @@ def results_files(sweep: Path) -> list[dict]:
 
 def test_every_declared_metric_the_runs_hold_is_drawn(swept):
     found = results_files(swept["sweep"])
-    assert len(found) == 2
+    assert len(found) == {"neural": 2, "sk": 4}[swept["name"]]
     present = {key for data in found for key, value in data["metrics"].items()
                if res.metric_of(key) is not None and isinstance(value, int | float)}
     index = json.loads((swept["out"] / "index.json").read_text())
@@ -136,3 +149,32 @@ def test_an_optuna_tuning_sweep_reports_its_best_trial(environment):
     assert index["trials"][0]["best_params"] == written["best_params"]
     assert index["trials"][0]["best_value"] == pytest.approx(written["best_value"])
     assert 'id="optuna"' in (sweep / "report" / "index.html").read_text()
+
+
+def test_generator_tuning_table_from_the_real_sweep(sweeps, tmp_path):
+    """benchmarks/generator_tuning.py on the SK sweep: every run a row whose ratios are its own
+    mse_J over its seed's obs, and one summary entry per generator pooling both seeds."""
+    swept = sweeps("sk")
+    out = tmp_path / "tuning.json"
+    root = Path(__file__).resolve().parents[1]
+    run([sys.executable, str(root / "benchmarks" / "generator_tuning.py"), str(out),
+         str(swept["sweep"])], root, {**os.environ})
+    table = json.loads(out.read_text())
+    found = {(data["run"]["generator"], data["run"]["seed"]): data["metrics"]
+             for data in results_files(swept["sweep"])}
+    assert len(table["runs"]) == len(found) == 4
+    for row in table["runs"]:
+        metrics = found[(row["generator"], row["seed"])]
+        obs = metrics[res.key(res.MSE_J, res.OBS)]
+        assert row["ratio_obs"] == pytest.approx(1.0)
+        assert row["ratio_aug"] == pytest.approx(metrics[res.key(res.MSE_J, res.AUG)] / obs)
+        assert row["data"] == {"dataset": "sk", "n": 8, "M": 300, "g": 1.0,
+                               "data_seed": row["seed"]}
+        assert f"generator={row['generator']}" in row["setting"]
+    assert len(table["summary"]) == 2
+    for entry in table["summary"]:
+        assert entry["seeds"] == [0, 1]
+        assert "data_seed" not in entry["data"]
+        ratios = [row["ratio_aug"] for row in table["runs"] if row["setting"] == entry["setting"]]
+        assert len(ratios) == 2
+        assert entry["ratio_aug"]["mean"] == pytest.approx(sum(ratios) / 2)

@@ -17,8 +17,9 @@ numbered in our notes on it):
 - the centered gradient (Melchior et al.) is on by default, with offsets from the minibatch's data
   (decision 9); `offset_momentum` > 0 turns them into running means instead;
 - the gradient ascent direction is assigned to `.grad` of optimizers built with maximize=True
-  (as the refactored code does); plain SGD by default (decision 10), at lr 0.05: the
-  literature's 0.01 needs more updates than a CPU budget allows (benchmarks/README.md);
+  (as the refactored code does); plain SGD by default (decision 10), at lr 0.05 (rbm) and 0.1
+  (ff_rbm): the literature's 0.01 needs more updates than a CPU budget allows
+  (benchmarks/README.md);
 - W ~ N(0, weight_init_std^2), c = 0 and b = logit of the clamped data frequency (decision 11);
 - `weight_decay` (Hinton's "weight-cost") subtracts weight_decay * W from the W direction: the
   ascent of the log-likelihood minus weight_decay/2 |W|^2, off (0) by default, the same for SGD
@@ -462,7 +463,7 @@ class FFRbm(Rbm):
     STARTS = ("uniform", "data_marginals")
     _start_key = "generator.init"
 
-    def __init__(self, hidden: int = 256, lr: float = 0.05, optimizer: str = "sgd", k: int = 10,
+    def __init__(self, hidden: int = 256, lr: float = 0.1, optimizer: str = "sgd", k: int = 10,
                  num_chains: int | None = None, init: str = "uniform", centered: bool = True,
                  offset_momentum: float = 0.0, weight_init_std: float = 1e-4,
                  weight_decay: float = 0.0, visible_bias_init: str = "data",

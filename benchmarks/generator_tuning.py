@@ -70,11 +70,14 @@ def row(run: Path) -> dict[str, Any]:
     }
 
 
-def data_key(item: dict[str, Any], pooled: tuple[str, ...] = ()) -> str:
-    """The data set of a row, as one string (rows of one data set share their reference),
-    leaving out the `pooled` fields."""
-    return json.dumps({key: value for key, value in item["data"].items() if key not in pooled},
-                      sort_keys=True)
+def pooled_data(item: dict[str, Any]) -> dict[str, Any]:
+    """A row's data set without the fields a summary pools over."""
+    return {key: value for key, value in item["data"].items() if key not in POOLED_FIELDS}
+
+
+def data_key(data: dict[str, Any]) -> str:
+    """A data set as one string (rows of one data set share their reference)."""
+    return json.dumps(data, sort_keys=True)
 
 
 def mean_sem(values: list[float]) -> tuple[float, float]:
@@ -91,14 +94,13 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for item in rows:
         resolved = json.dumps([item["generator_config"], item["max_steps"]], sort_keys=True)
-        key = (data_key(item, POOLED_FIELDS), item["generator"], resolved, str(item["l2"]))
+        key = (data_key(pooled_data(item)), item["generator"], resolved, str(item["l2"]))
         groups.setdefault(key, []).append(item)
     summary = []
     for _, items in sorted(groups.items(),
                            key=lambda g: (g[0][0], g[1][0]["sweep"], g[0][3])):
         first = items[0]
-        data = {key: value for key, value in first["data"].items() if key not in POOLED_FIELDS}
-        entry: dict[str, Any] = {"data": data, "sweep": first["sweep"],
+        entry: dict[str, Any] = {"data": pooled_data(first), "sweep": first["sweep"],
                                  "setting": first["setting"],
                                  "sweeps": sorted({item["sweep"] for item in items}),
                                  "l2": first["l2"],
@@ -116,10 +118,10 @@ def main() -> None:
     runs = sorted(path.parent for sweep in sys.argv[2:] for path in Path(sweep).glob(
         "*/results.json"))
     rows = [row(run) for run in runs]
-    reference = {(data_key(item), item["seed"]): item["mse_J_obs"] for item in rows
+    reference = {(data_key(item["data"]), item["seed"]): item["mse_J_obs"] for item in rows
                  if item["l2"] in (0, 0.0)}
     for item in rows:
-        ref = reference.get((data_key(item), item["seed"]))
+        ref = reference.get((data_key(item["data"]), item["seed"]))
         for condition in RATIOS:
             value = item[f"mse_J_{condition}"]
             item[f"ratio_{condition}"] = value / ref if value is not None and ref else None

@@ -195,6 +195,7 @@ CONFIGS = {
     "cd": (Rbm, {**SMALL, "method": "cd", "k": 2, "gibbs_steps": 50}),
     "pcd_adam_running": (Rbm, {**SMALL, "k": 3, "optimizer": "adam", "offset_momentum": 0.5,
                                "generate_start": "data", "gibbs_steps": 50}),
+    "pcd_ema": (Rbm, {**SMALL, "k": 3, "ema_decay": 0.9}),
     "ff": (FFRbm, {**SMALL, "k": 4, "num_chains": 13}),
     "ff_marginals": (FFRbm, {**SMALL, "k": 4, "init": "data_marginals", "centered": False}),
 }
@@ -244,7 +245,7 @@ def test_trains_and_samples_reproducibly(name: str, train: torch.Tensor) -> None
     assert first.global_step == 4
 
 
-@pytest.mark.parametrize("name", ["pcd", "pcd_adam_running", "ff"])
+@pytest.mark.parametrize("name", ["pcd", "pcd_adam_running", "pcd_ema", "ff"])
 def test_resume_from_checkpoint_is_exact(name: str, train: torch.Tensor, tmp_path: Path) -> None:
     straight = fitted(name, train, 6)
     cls, kwargs = CONFIGS[name]
@@ -388,6 +389,36 @@ def test_weight_decay_subtracts_its_multiple_of_w_from_the_ascent(name: str,
         assert torch.equal(getattr(decayed, bias), getattr(plain, bias))
 
 
+@pytest.mark.parametrize("name", ["pcd", "ff"])
+def test_ema_averages_the_trajectory_and_is_what_generation_uses(name: str,
+                                                                 train: torch.Tensor) -> None:
+    """Training is unchanged by ema_decay; the average follows a <- a + (1 - d)(p - a) from the
+    initial parameters, and sampling and log Z use the average, not the last parameters."""
+    decay, steps = 0.7, 4
+    cls, kwargs = CONFIGS[name]
+    trajectory = []
+    for done in range(steps + 1):
+        plain = cls(**kwargs)
+        plain.fit(fit_context(train, make_trainer(done)))
+        trajectory.append([p.detach().clone() for p in plain.params])
+    averaged = fitted(name, train, steps, ema_decay=decay)
+    for param, last in zip(averaged.params, trajectory[-1], strict=True):
+        assert torch.equal(param.detach(), last)
+    expected = [p.clone() for p in trajectory[0]]
+    for point in trajectory[1:]:
+        expected = [a + (1.0 - decay) * (p - a) for a, p in zip(expected, point, strict=True)]
+    for average, want in zip(averaged.sampling_params, expected, strict=True):
+        torch.testing.assert_close(average, want, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(averaged.sampling_params.W, averaged.weight)
+    with torch.no_grad():
+        for param, average in zip(plain.params, averaged.sampling_params, strict=True):
+            param.copy_(average)
+    rng = torch.Generator().manual_seed(3)
+    assert torch.equal(averaged.sample(31, rng), plain.sample(31, rng.manual_seed(3)))
+    if averaged.tractable:
+        torch.testing.assert_close(averaged.log_partition(), plain.log_partition())
+
+
 # ------------------------------------------------------------------------------------------------
 # Configuration
 # ------------------------------------------------------------------------------------------------
@@ -396,6 +427,7 @@ BAD = [
     (Rbm, "hidden", 0), (Rbm, "hidden", 2.5), (Rbm, "lr", 0.0), (Rbm, "optimizer", "rmsprop"),
     (Rbm, "method", "ff"), (Rbm, "k", 0), (Rbm, "num_chains", 0), (Rbm, "centered", "yes"),
     (Rbm, "offset_momentum", 1.0), (Rbm, "weight_init_std", -0.1), (Rbm, "weight_decay", -1e-3),
+    (Rbm, "ema_decay", 1.0), (Rbm, "ema_decay", 0), (FFRbm, "ema_decay", "x"),
     (Rbm, "visible_bias_init", "ones"), (Rbm, "gibbs_steps", 0),
     (Rbm, "generate_start", "uniform"), (Rbm, "batch_size", 0),
     (FFRbm, "init", "random"), (FFRbm, "k", 0), (FFRbm, "gibbs_steps", 0),

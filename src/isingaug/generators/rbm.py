@@ -23,7 +23,10 @@ numbered in our notes on it):
 - W ~ N(0, weight_init_std^2), c = 0 and b = logit of the clamped data frequency (decision 11);
 - `weight_decay` (Hinton's "weight-cost") subtracts weight_decay * W from the W direction: the
   ascent of the log-likelihood minus weight_decay/2 |W|^2, off (0) by default, the same for SGD
-  and Adam; the biases are not decayed.
+  and Adam; the biases are not decayed;
+- `ema_decay` (null = off) keeps an exponential moving average of (W, b, c), updated after every
+  update and used for generation and the exact likelihood: it averages out the SGD noise of the
+  last updates (Polyak-Ruppert averaging) that a constant learning rate leaves in the weights.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ LOG_PARTITION_MAX_UNITS = 20
 _LOG_PROB_CHUNK_ELEMENTS = 1 << 22
 #: Visible units of the block multiplied once in minus_free_energy_table (2^12 states).
 _TABLE_LOW_BITS = 12
+#: Buffers of the moving average of (W, b, c) kept with `ema_decay`.
+EMA_BUFFERS = ("ema_weight", "ema_visible_bias", "ema_hidden_bias")
 
 
 class RbmParams(NamedTuple):
@@ -230,7 +235,7 @@ class Rbm(LearnedGenerator):
                  method: str = "pcd", k: int = 10, num_chains: int | None = None,
                  centered: bool = True, offset_momentum: float = 0.0,
                  weight_init_std: float = 0.01, weight_decay: float = 0.0,
-                 visible_bias_init: str = "data",
+                 ema_decay: float | None = None, visible_bias_init: str = "data",
                  gibbs_steps: int = 2000, generate_start: str = "random",
                  batch_size: int = 1000, sample_batch_size: int = 10000, seed: int = 0,
                  device: str = "auto", **training: Any) -> None:
@@ -253,6 +258,9 @@ class Rbm(LearnedGenerator):
              is_number(weight_init_std) and weight_init_std >= 0, "a number >= 0"),
             ("generator.weight_decay", weight_decay,
              is_number(weight_decay) and weight_decay >= 0, "a number >= 0 (0 = off)"),
+            ("generator.ema_decay", ema_decay,
+             ema_decay is None or (is_number(ema_decay) and 0 < ema_decay < 1),
+             "null (off) or a number in (0, 1)"),
             ("generator.visible_bias_init", visible_bias_init, visible_bias_init in BIAS_INITS,
              f"one of {list(BIAS_INITS)}"),
             ("generator.gibbs_steps", gibbs_steps, is_int(gibbs_steps) and gibbs_steps >= 1,
@@ -270,6 +278,7 @@ class Rbm(LearnedGenerator):
         self.offset_momentum = float(offset_momentum)
         self.weight_init_std = float(weight_init_std)
         self.weight_decay = float(weight_decay)
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
         self.visible_bias_init = visible_bias_init
         self.gibbs_steps = int(gibbs_steps)
         self.generate_start = generate_start
@@ -289,6 +298,10 @@ class Rbm(LearnedGenerator):
         if self.method == "pcd":
             start = torch.full((self.num_chains, n), 0.5)
             self.register_buffer("chains", bernoulli(start, stream(self.seed, "init", "chains")))
+        if self.ema_decay is not None:
+            for name in EMA_BUFFERS:
+                self.register_buffer(name, torch.zeros(0))
+            self.reset_average()
 
     def setup(self, stage: str) -> None:
         """Data-dependent init (before Lightning restores a checkpoint, which then wins)."""
@@ -301,11 +314,33 @@ class Rbm(LearnedGenerator):
             if self.visible_bias_init == "data":
                 freq = mean.clamp(FREQUENCY_EPS, 1.0 - FREQUENCY_EPS)
                 self.visible_bias.copy_(torch.log(freq) - torch.log1p(-freq))
+        if self.ema_decay is not None:
+            self.reset_average()
 
     @property
     def params(self) -> RbmParams:
         """The current (W, b, c)."""
         return RbmParams(self.weight, self.visible_bias, self.hidden_bias)
+
+    @property
+    def sampling_params(self) -> RbmParams:
+        """What generation and the likelihood use: the moving average when kept, else params."""
+        if self.ema_decay is None:
+            return self.params
+        return RbmParams(*(getattr(self, name) for name in EMA_BUFFERS))
+
+    def reset_average(self) -> None:
+        """Start the moving average at the current parameters."""
+        with torch.no_grad():
+            for name, param in zip(EMA_BUFFERS, self.params, strict=True):
+                setattr(self, name, param.detach().clone())
+
+    def update_average(self) -> None:
+        """One EMA step towards the parameters just updated."""
+        assert self.ema_decay is not None
+        with torch.no_grad():
+            for average, param in zip(self.sampling_params, self.params, strict=True):
+                average.lerp_(param, 1.0 - self.ema_decay)
 
     # -- chains -------------------------------------------------------------------------------
 
@@ -365,6 +400,8 @@ class Rbm(LearnedGenerator):
         for param, grad in zip(self.params, grads, strict=True):
             param.grad = grad
         optimizer.step()
+        if self.ema_decay is not None:
+            self.update_average()
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()  # manual optimisation: Lightning leaves the stepping to us
@@ -381,7 +418,7 @@ class Rbm(LearnedGenerator):
     def generate(self, num: int, rng: torch.Generator) -> Tensor:
         """`gibbs_steps` sweeps from the start distribution; the last sampled visibles as +-1."""
         start = self.initial_chains(num, self.generate_start, rng)
-        return to_spins(gibbs_steps(start, self.params, self.gibbs_steps, rng))
+        return to_spins(gibbs_steps(start, self.sampling_params, self.gibbs_steps, rng))
 
     # -- exact likelihood ---------------------------------------------------------------------
 
@@ -395,7 +432,7 @@ class Rbm(LearnedGenerator):
         return self.n > 0 and min(self.n, self.hidden) <= LOG_PARTITION_MAX_UNITS
 
     def _exact_params(self) -> RbmParams:
-        return RbmParams(*(p.detach().to(torch.float64) for p in self.params))
+        return RbmParams(*(p.detach().to(torch.float64) for p in self.sampling_params))
 
     def _likelihood_tables(self) -> tuple[Tensor, Tensor | None]:
         """(log Z, -F of all 2^n visible states or None), float64, cached until a weight changes.
@@ -466,7 +503,8 @@ class FFRbm(Rbm):
     def __init__(self, hidden: int = 256, lr: float = 0.1, optimizer: str = "sgd", k: int = 10,
                  num_chains: int | None = None, init: str = "uniform", centered: bool = True,
                  offset_momentum: float = 0.0, weight_init_std: float = 1e-4,
-                 weight_decay: float = 0.0, visible_bias_init: str = "data",
+                 weight_decay: float = 0.0, ema_decay: float | None = None,
+                 visible_bias_init: str = "data",
                  gibbs_steps: int | None = None, batch_size: int = 1000,
                  sample_batch_size: int = 10000, seed: int = 0, device: str = "auto",
                  **training: Any) -> None:
@@ -474,8 +512,9 @@ class FFRbm(Rbm):
         super().__init__(hidden=hidden, lr=lr, optimizer=optimizer, method="ff", k=k,
                          num_chains=num_chains, centered=centered,
                          offset_momentum=offset_momentum, weight_init_std=weight_init_std,
-                         weight_decay=weight_decay, visible_bias_init=visible_bias_init,
-                         gibbs_steps=steps, generate_start=init, batch_size=batch_size,
+                         weight_decay=weight_decay, ema_decay=ema_decay,
+                         visible_bias_init=visible_bias_init, gibbs_steps=steps,
+                         generate_start=init, batch_size=batch_size,
                          sample_batch_size=sample_batch_size, seed=seed, device=device,
                          **training)
         self.init = init

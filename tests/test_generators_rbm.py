@@ -196,7 +196,7 @@ CONFIGS = {
     "pcd_adam_running": (Rbm, {**SMALL, "k": 3, "optimizer": "adam", "offset_momentum": 0.5,
                                "generate_start": "data", "gibbs_steps": 50}),
     "pcd_ema": (Rbm, {**SMALL, "k": 3, "ema_decay": 0.9}),
-    "ff": (FFRbm, {**SMALL, "k": 4, "num_chains": 13}),
+    "ff": (FFRbm, {**SMALL, "k": 4, "num_chains": 13, "init": "uniform"}),
     "ff_marginals": (FFRbm, {**SMALL, "k": 4, "init": "data_marginals", "centered": False}),
 }
 

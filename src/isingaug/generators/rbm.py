@@ -483,8 +483,9 @@ class FFRbm(Rbm):
     """`generator=ff_rbm`: the F&F RBM, trained out of equilibrium (arXiv 2307.06797).
 
     At every update `num_chains` fresh chains start from the fixed distribution `init`
-    (`uniform`: Bernoulli(1/2) visibles, the paper's; `data_marginals`: independent sites at the
-    data frequencies, annaDCA's profile start) and run exactly `k` Gibbs sweeps; the negative
+    (`data_marginals`, the default: independent sites at the data frequencies, annaDCA's profile
+    start, which gave better couplings than the paper's `uniform` Bernoulli(1/2) visibles at SK
+    n = 20, M = 1,000: benchmarks/README.md) and run exactly `k` Gibbs sweeps; the negative
     statistics are taken there. Generation repeats that protocol: fresh chains from `init`,
     `gibbs_steps` sweeps, which is k unless set otherwise (other lengths leave the trained
     protocol and give a warning). Without labels F&F reduces to Rdm-k (ff_rbm.md decision 2);
@@ -501,7 +502,7 @@ class FFRbm(Rbm):
     _start_key = "generator.init"
 
     def __init__(self, hidden: int = 256, lr: float = 0.1, optimizer: str = "sgd", k: int = 10,
-                 num_chains: int | None = None, init: str = "uniform", centered: bool = True,
+                 num_chains: int | None = None, init: str = "data_marginals", centered: bool = True,
                  offset_momentum: float = 0.0, weight_init_std: float = 1e-4,
                  weight_decay: float = 0.0, ema_decay: float | None = None,
                  visible_bias_init: str = "data",

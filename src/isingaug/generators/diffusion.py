@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from isingaug.errors import check_options, is_int, is_number
-from isingaug.generators.learned import LearnedGenerator
+from isingaug.generators.learned import LearnedGenerator, ema_decay_option, ema_step
 from isingaug.generators.networks import seeded_module, widths_option
 
 SAMPLERS = ("ancestral", "ddim")
@@ -140,9 +140,7 @@ class Diffusion(LearnedGenerator):
             ("generator.time_dim", time_dim, is_int(time_dim) and time_dim >= 2
              and time_dim % 2 == 0, "an even integer >= 2"),
             ("generator.lr", lr, is_number(lr) and lr > 0, "a number > 0"),
-            ("generator.ema_decay", ema_decay,
-             ema_decay is None or (is_number(ema_decay) and 0 < ema_decay < 1),
-             "null (off) or a number in (0, 1)"),
+            ema_decay_option(ema_decay),
             ("generator.sampler", sampler, sampler in SAMPLERS, f"one of {list(SAMPLERS)}"),
             ("generator.ddim_steps", ddim_steps, is_int(ddim_steps) and ddim_steps >= 1
              and (sampler != "ddim" or ddim_steps <= timesteps),
@@ -232,12 +230,8 @@ class Diffusion(LearnedGenerator):
         super().optimizer_step(*args, **kwargs)
         if (self.ema_denoiser is not None and self.denoiser is not None
                 and self.ema_decay is not None):
-            weight = 1.0 - self.ema_decay
-            with torch.no_grad():
-                pairs = zip(self.ema_denoiser.parameters(), self.denoiser.parameters(),
-                            strict=True)
-                for ema, param in pairs:
-                    ema.lerp_(param, weight)
+            ema_step(self.ema_denoiser.parameters(), self.denoiser.parameters(),
+                     self.ema_decay)
 
     def sampling_network(self) -> Denoiser:
         """The EMA weights when kept, else the trained ones."""

@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,20 @@ BOOKKEEPING = ("device", "sample_batch_size", "max_steps")
 DEVICE_CHECK_EVERY = 25
 #: Devices whose values are read back every step (no sync to avoid), with a precise message.
 HOST_CHECK_DEVICES = ("cpu",)
+
+
+def ema_decay_option(ema_decay: Any) -> tuple[str, Any, bool, str]:
+    """The check_options entry of `generator.ema_decay`, for every generator that keeps one."""
+    return ("generator.ema_decay", ema_decay,
+            ema_decay is None or (is_number(ema_decay) and 0 < ema_decay < 1),
+            "null (off) or a number in (0, 1)")
+
+
+def ema_step(averages: Iterable[Tensor], params: Iterable[Tensor], decay: float) -> None:
+    """Move each moving average (1 - decay) of the way towards its parameter, in place."""
+    with torch.no_grad():
+        for average, param in zip(averages, params, strict=True):
+            average.lerp_(param, 1.0 - decay)
 
 
 class _StepTicks(IterableDataset):

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from torch.nn.functional import softplus
 
 from isingaug.errors import ConfigError, check_options, is_int, is_number
-from isingaug.generators.learned import LearnedGenerator
+from isingaug.generators.learned import LearnedGenerator, ema_decay_option, ema_step
 from isingaug.ising import enumerate_states
 from isingaug.seeding import stream
 
@@ -258,9 +258,7 @@ class Rbm(LearnedGenerator):
              is_number(weight_init_std) and weight_init_std >= 0, "a number >= 0"),
             ("generator.weight_decay", weight_decay,
              is_number(weight_decay) and weight_decay >= 0, "a number >= 0 (0 = off)"),
-            ("generator.ema_decay", ema_decay,
-             ema_decay is None or (is_number(ema_decay) and 0 < ema_decay < 1),
-             "null (off) or a number in (0, 1)"),
+            ema_decay_option(ema_decay),
             ("generator.visible_bias_init", visible_bias_init, visible_bias_init in BIAS_INITS,
              f"one of {list(BIAS_INITS)}"),
             ("generator.gibbs_steps", gibbs_steps, is_int(gibbs_steps) and gibbs_steps >= 1,
@@ -299,9 +297,8 @@ class Rbm(LearnedGenerator):
             start = torch.full((self.num_chains, n), 0.5)
             self.register_buffer("chains", bernoulli(start, stream(self.seed, "init", "chains")))
         if self.ema_decay is not None:
-            for name in EMA_BUFFERS:
-                self.register_buffer(name, torch.zeros(0))
-            self.reset_average()
+            for name, param in zip(EMA_BUFFERS, self.params, strict=True):
+                self.register_buffer(name, param.detach().clone())
 
     def setup(self, stage: str) -> None:
         """Data-dependent init (before Lightning restores a checkpoint, which then wins)."""
@@ -332,15 +329,8 @@ class Rbm(LearnedGenerator):
     def reset_average(self) -> None:
         """Start the moving average at the current parameters."""
         with torch.no_grad():
-            for name, param in zip(EMA_BUFFERS, self.params, strict=True):
-                setattr(self, name, param.detach().clone())
-
-    def update_average(self) -> None:
-        """One EMA step towards the parameters just updated."""
-        assert self.ema_decay is not None
-        with torch.no_grad():
             for average, param in zip(self.sampling_params, self.params, strict=True):
-                average.lerp_(param, 1.0 - self.ema_decay)
+                average.copy_(param)
 
     # -- chains -------------------------------------------------------------------------------
 
@@ -401,7 +391,7 @@ class Rbm(LearnedGenerator):
             param.grad = grad
         optimizer.step()
         if self.ema_decay is not None:
-            self.update_average()
+            ema_step(self.sampling_params, self.params, self.ema_decay)
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()  # manual optimisation: Lightning leaves the stepping to us

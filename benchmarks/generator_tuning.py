@@ -1,7 +1,9 @@
 """Collect a generator-tuning sweep's run folders into one JSON table of mse_J ratios to obs.
 
-Run: .venv/bin/python benchmarks/generator_tuning.py OUT.json SWEEP_DIR [SWEEP_DIR ...]
-(e.g. benchmarks/results/generator_tuning.json outputs/multirun/tune_*).
+Run: .venv/bin/python benchmarks/generator_tuning.py OUT.json SWEEP_DIR [SWEEP_DIR ...] [--add]
+(e.g. benchmarks/results/generator_tuning.json outputs/multirun/tune_*). With `--add` the rows
+already in OUT.json are kept (a run folder given again replaces its row), so a later batch of
+runs joins the table without the earlier batches' folders.
 
 Every finished run folder (one with results.json) under the sweep folders becomes a row: its
 sweep (task) name, the setting (the command-line overrides other than seed, task name, threads
@@ -18,9 +20,9 @@ printed and stored as well.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,11 +115,26 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+def run_id(item: dict[str, Any]) -> str:
+    """What names one run folder in the table: its sweep, data set, setting, l2 and seed."""
+    return json.dumps([item["sweep"], item["data"], item["setting"], item["l2"], item["seed"]],
+                      sort_keys=True)
+
+
 def main() -> None:
-    out = Path(sys.argv[1])
-    runs = sorted(path.parent for sweep in sys.argv[2:] for path in Path(sweep).glob(
-        "*/results.json"))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("out", type=Path, help="the JSON table to write")
+    parser.add_argument("sweeps", type=Path, nargs="+", help="folders of run folders")
+    parser.add_argument("--add", action="store_true",
+                        help="keep the rows already in OUT (a run given again replaces its row)")
+    args = parser.parse_args()
+    out = args.out
+    runs = sorted(path.parent for sweep in args.sweeps for path in sweep.glob("*/results.json"))
     rows = [row(run) for run in runs]
+    if args.add and out.exists():
+        new = {run_id(item) for item in rows}
+        rows = [item for item in json.loads(out.read_text())["runs"]
+                if run_id(item) not in new] + rows
     reference = {(data_key(item["data"]), item["seed"]): item["mse_J_obs"] for item in rows
                  if item["l2"] in (0, 0.0)}
     for item in rows:

@@ -178,3 +178,15 @@ def test_generator_tuning_table_from_the_real_sweep(sweeps, tmp_path):
         ratios = [row["ratio_aug"] for row in table["runs"] if row["setting"] == entry["setting"]]
         assert len(ratios) == 2
         assert entry["ratio_aug"]["mean"] == pytest.approx(sum(ratios) / 2)
+    # --add keeps a row of an earlier batch whose folder is gone and replaces a run given again
+    earlier = {**table["runs"][0], "sweep": "earlier_batch"}
+    out.write_text(json.dumps({**table, "runs": [*table["runs"], earlier]}))
+    for _ in range(2):
+        run([sys.executable, str(root / "benchmarks" / "generator_tuning.py"), str(out),
+             str(swept["sweep"]), "--add"], root, {**os.environ})
+        added = json.loads(out.read_text())
+        assert len(added["runs"]) == 5
+        assert sum(row["sweep"] == "earlier_batch" for row in added["runs"]) == 1
+        pooled = [entry for entry in added["summary"] if "earlier_batch" in entry["sweeps"]]
+        assert len(pooled) == 1 and sorted(pooled[0]["seeds"]) == sorted(
+            [0, 1, earlier["seed"]])

@@ -231,7 +231,7 @@ class Rbm(LearnedGenerator):
     STARTS: tuple[str, ...] = ("random", "data")
     _start_key = "generator.generate_start"
 
-    def __init__(self, hidden: int = 64, lr: float = 0.05, optimizer: str = "sgd",
+    def __init__(self, hidden: int = 32, lr: float = 0.05, optimizer: str = "sgd",
                  method: str = "pcd", k: int = 10, num_chains: int | None = None,
                  centered: bool = True, offset_momentum: float = 0.0,
                  weight_init_std: float = 0.01, weight_decay: float = 0.0,

@@ -174,6 +174,43 @@ def test_ddim_with_all_steps_and_eta_one_is_posterior_ancestral():
     assert spins.shape == (40, 7) and set(spins.unique().tolist()) <= {-1.0, 1.0}
 
 
+def test_posterior_mean_through_x0_is_the_ancestral_eps_step():
+    """Without clipping the x_0 form of the ancestral mean is the eps form (the float64
+    schedule in closed form), at every step, and x_0 from x_t and eps inverts q_sample."""
+    gen = Diffusion(device="cpu")
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    alpha_bars = torch.cumprod(1.0 - betas, 0)
+    rng = torch.Generator().manual_seed(3)
+    x0_true = torch.randn(64, 7, generator=rng, dtype=torch.float64).clamp(-1, 1)
+    eps = torch.randn(64, 7, generator=rng, dtype=torch.float64)
+    for t in (0, 1, 500, 999):
+        beta, ab = float(betas[t]), float(alpha_bars[t])
+        x = math.sqrt(ab) * x0_true + math.sqrt(1.0 - ab) * eps
+        x0 = gen.clipped_x0(x, eps, t)
+        torch.testing.assert_close(x0, x0_true, atol=1e-5, rtol=1e-5)
+        eps_step = (x - beta / math.sqrt(1.0 - ab) * eps) / math.sqrt(1.0 - beta)
+        torch.testing.assert_close(gen.posterior_mean(x0, x, t), eps_step, atol=1e-6,
+                                   rtol=1e-6)
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
+def test_clip_denoised_ends_inside_the_spin_range_and_changes_the_path(sampler):
+    """The last step returns the clipped x_0, so every coordinate lies in [-1, 1]; an untrained
+    denoiser's x_0 leaves that range, so clipping changes the end points."""
+    common = {**SMALL_NET, "timesteps": 60, "beta_end": 0.2, "sampler": sampler,
+              "ddim_steps": 20, "seed": 4, "device": "cpu"}
+    ends = {}
+    for clip in (False, True):
+        gen = Diffusion(clip_denoised=clip, **common)
+        gen.n = 7
+        gen.build(7)
+        gen.eval()
+        with torch.no_grad():
+            ends[clip] = gen.reverse(300, torch.Generator().manual_seed(0))
+    assert float(ends[True].abs().max()) <= 1.0
+    assert float(ends[False].abs().max()) > 1.0
+
+
 def test_default_denoiser_is_a_unet_with_time_in_every_block():
     net = Denoiser(20)
     assert [b.linear.out_features for b in net.encoder] == [128, 256, 512]
@@ -221,7 +258,8 @@ BAD_DIFFUSION = [
     ("decoder_widths", "128"), ("time_dim", 7), ("time_dim", 0), ("lr", 0), ("lr", True),
     ("ema_decay", 1.0), ("ema_decay", 0), ("sampler", "euler"), ("ddim_steps", 0),
     ("ddim_steps", 2.0), ("ddim_eta", -0.1), ("ddim_eta", 1.5),
-    ("ancestral_variance", "fixed"), ("sample_precision", "fp16"), ("batch_size", 0),
+    ("ancestral_variance", "fixed"), ("clip_denoised", "yes"), ("sample_precision", "fp16"),
+    ("batch_size", 0),
     ("sample_batch_size", -1),
 ]
 BAD_VAE = [

@@ -113,7 +113,10 @@ class Diffusion(LearnedGenerator):
     updated after every optimizer step and used for sampling. `sampler` is `ancestral` (all
     `timesteps` reverse steps; variance beta_t or the posterior's beta~_t) or `ddim`
     (`ddim_steps` evenly spaced steps ending at T-1, stochasticity `ddim_eta`; eta=1 with
-    ddim_steps=T is ancestral sampling with the posterior variance).
+    ddim_steps=T is ancestral sampling with the posterior variance). `clip_denoised` clips each
+    step's predicted x_0 to [-1, 1], the range of the spins, before the step is taken (Ho et
+    al.'s sampler; at high noise x_0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) magnifies the
+    denoiser's error by up to 1 / sqrt(abar_T), about 160 for the linear schedule).
     """
 
     name = "diffusion"
@@ -123,7 +126,8 @@ class Diffusion(LearnedGenerator):
                  decoder_widths: Sequence[int] = (512, 512, 256, 128), time_dim: int = 128,
                  lr: float = 1e-4, ema_decay: float | None = None, sampler: str = "ancestral",
                  ddim_steps: int = 100, ddim_eta: float = 0.0,
-                 ancestral_variance: str = "beta", train_precision: str = "fp32",
+                 ancestral_variance: str = "beta", clip_denoised: bool = False,
+                 train_precision: str = "fp32",
                  sample_precision: str = "fp32", batch_size: int = 256,
                  sample_batch_size: int = 10000, seed: int = 0, device: str = "auto",
                  **training: Any) -> None:
@@ -149,6 +153,8 @@ class Diffusion(LearnedGenerator):
              "a number in [0, 1]"),
             ("generator.ancestral_variance", ancestral_variance,
              ancestral_variance in ANCESTRAL_VARIANCES, f"one of {list(ANCESTRAL_VARIANCES)}"),
+            ("generator.clip_denoised", clip_denoised, isinstance(clip_denoised, bool),
+             "true or false"),
             ("generator.train_precision", train_precision, train_precision in PRECISIONS,
              f"one of {list(PRECISIONS)}"),
             ("generator.sample_precision", sample_precision, sample_precision in PRECISIONS,
@@ -164,6 +170,7 @@ class Diffusion(LearnedGenerator):
         self.ddim_steps = int(ddim_steps)
         self.ddim_eta = float(ddim_eta)
         self.ancestral_variance = ancestral_variance
+        self.clip_denoised = clip_denoised
         self.train_precision = train_precision
         self.sample_precision = sample_precision
         self.denoiser: Denoiser | None = None
@@ -179,6 +186,14 @@ class Diffusion(LearnedGenerator):
             "alpha_bars": alpha_bars,
             "alpha_bars_prev": alpha_bars_prev,
             "posterior_variance": betas * (1.0 - alpha_bars_prev) / (1.0 - alpha_bars),
+            # x_0 = x0_from_xt x_t - x0_from_eps eps, and the posterior mean of x_{t-1} as
+            # posterior_x0_coef x_0 + posterior_xt_coef x_t: in float64 before the cast, since
+            # 1 - abar_t computed from a float32 abar_t loses 3 digits at the first steps.
+            "x0_from_xt": alpha_bars.rsqrt(),
+            "x0_from_eps": (1.0 / alpha_bars - 1.0).sqrt(),
+            "posterior_x0_coef": alpha_bars_prev.sqrt() * betas / (1.0 - alpha_bars),
+            "posterior_xt_coef": (1.0 - betas).sqrt() * (1.0 - alpha_bars_prev)
+            / (1.0 - alpha_bars),
         }
         for key, value in schedule.items():
             self.register_buffer(key, value.float(), persistent=False)
@@ -253,7 +268,11 @@ class Diffusion(LearnedGenerator):
             alpha_bars = self.alpha_bars.tolist()
             for t in range(self.timesteps - 1, -1, -1):
                 eps = net(x, t_all.fill_(t)).float()  # bf16 under autocast
-                x = (x - betas[t] / math.sqrt(1.0 - alpha_bars[t]) * eps) / math.sqrt(alphas[t])
+                if self.clip_denoised:
+                    x = self.posterior_mean(self.clipped_x0(x, eps, t), x, t)
+                else:
+                    x = (x - betas[t] / math.sqrt(1.0 - alpha_bars[t]) * eps) / math.sqrt(
+                        alphas[t])
                 if t > 0:
                     x = x + sigmas[t] * torch.randn(x.shape, device=x.device, generator=rng)
             return x
@@ -264,13 +283,26 @@ class Diffusion(LearnedGenerator):
             ab_t = alpha_bars[t]
             ab_prev = alpha_bars[steps[i - 1]] if i > 0 else 1.0
             eps = net(x, t_all.fill_(t)).float()
-            x0 = (x - math.sqrt(1.0 - ab_t) * eps) / math.sqrt(ab_t)
+            if self.clip_denoised:
+                x0 = self.clipped_x0(x, eps, t)
+                eps = (x * float(self.x0_from_xt[t]) - x0) / float(self.x0_from_eps[t])
+            else:
+                x0 = (x - math.sqrt(1.0 - ab_t) * eps) / math.sqrt(ab_t)
             sigma = self.ddim_eta * math.sqrt((1.0 - ab_prev) / (1.0 - ab_t)
                                               * (1.0 - ab_t / ab_prev))
             x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1.0 - ab_prev - sigma**2, 0.0)) * eps
             if sigma > 0:
                 x = x + sigma * torch.randn(x.shape, device=x.device, generator=rng)
         return x
+
+    def clipped_x0(self, x: Tensor, eps: Tensor, t: int) -> Tensor:
+        """The x_0 that x_t and the predicted noise imply, clipped to the spins' range [-1, 1]."""
+        x0 = x * float(self.x0_from_xt[t]) - eps * float(self.x0_from_eps[t])
+        return x0.clamp_(-1.0, 1.0)
+
+    def posterior_mean(self, x0: Tensor, x: Tensor, t: int) -> Tensor:
+        """The mean of q(x_{t-1} | x_t, x_0): the ancestral step written through x_0."""
+        return float(self.posterior_x0_coef[t]) * x0 + float(self.posterior_xt_coef[t]) * x
 
     def ddim_timesteps(self) -> Tensor:
         """The ddim_steps evenly spaced steps T/S - 1, 2T/S - 1, ..., T - 1 (all of them at S=T)."""

@@ -26,6 +26,7 @@ from isingaug.generators.rbm import (
     FFRbm,
     Rbm,
     RbmParams,
+    auto_hidden,
     free_energy,
     gibbs_steps,
     hidden_probs,
@@ -196,6 +197,7 @@ CONFIGS = {
     "pcd_adam_running": (Rbm, {**SMALL, "k": 3, "optimizer": "adam", "offset_momentum": 0.5,
                                "generate_start": "data", "gibbs_steps": 50}),
     "pcd_ema": (Rbm, {**SMALL, "k": 3, "ema_decay": 0.9}),
+    "pcd_auto_hidden": (Rbm, {**SMALL, "hidden": "auto", "k": 3, "num_chains": 11}),
     "ff": (FFRbm, {**SMALL, "k": 4, "num_chains": 13, "init": "uniform"}),
     "ff_marginals": (FFRbm, {**SMALL, "k": 4, "init": "data_marginals", "centered": False}),
 }
@@ -245,7 +247,7 @@ def test_trains_and_samples_reproducibly(name: str, train: torch.Tensor) -> None
     assert first.global_step == 4
 
 
-@pytest.mark.parametrize("name", ["pcd", "pcd_adam_running", "pcd_ema", "ff"])
+@pytest.mark.parametrize("name", ["pcd", "pcd_adam_running", "pcd_ema", "pcd_auto_hidden", "ff"])
 def test_resume_from_checkpoint_is_exact(name: str, train: torch.Tensor, tmp_path: Path) -> None:
     straight = fitted(name, train, 6)
     cls, kwargs = CONFIGS[name]
@@ -304,6 +306,21 @@ def test_ff_generation_length_other_than_k_warns(train: torch.Tensor,
     record = Recorder(monkeypatch)
     gen.sample(5)
     assert [(run["k"], run["sweeps"]) for run in record.runs] == [(7, 7)]
+
+
+def test_auto_hidden_grows_with_the_spins_and_the_data(train: torch.Tensor) -> None:
+    """`hidden: auto` (the rbm default) fixes the hidden layer at fit time from M and n and
+    reports it (CONFIGS' pcd_auto_hidden runs it through the reproducibility tests)."""
+    assert [auto_hidden(M, n) for M, n in ((1000, 20), (1000, 40), (4000, 20), (4000, 40))] == [
+        32, 64, 63, 64]
+    assert Rbm(device="cpu").hidden_option == "auto"
+    options = {**CONFIGS["pcd"][1], "hidden": "auto"}
+    for patterns, size in ((9, round(1.6 * N_SK)), (200, round(200 ** 0.5))):
+        gen = Rbm(**options)
+        gen.fit(fit_context(train[:patterns], make_trainer(2)))
+        assert gen.weight.shape == (N_SK, size) and gen.hidden_bias.shape == (size,)
+        assert gen.diagnostics == {"hidden": size}
+        assert gen.sample(5).shape == (5, N_SK)
 
 
 def test_pcd_chains_persist_between_updates(train: torch.Tensor,
@@ -424,7 +441,8 @@ def test_ema_averages_the_trajectory_and_is_what_generation_uses(name: str,
 # ------------------------------------------------------------------------------------------------
 
 BAD = [
-    (Rbm, "hidden", 0), (Rbm, "hidden", 2.5), (Rbm, "lr", 0.0), (Rbm, "optimizer", "rmsprop"),
+    (Rbm, "hidden", 0), (Rbm, "hidden", 2.5), (Rbm, "hidden", "many"), (Rbm, "lr", 0.0),
+    (Rbm, "optimizer", "rmsprop"),
     (Rbm, "method", "ff"), (Rbm, "k", 0), (Rbm, "num_chains", 0), (Rbm, "centered", "yes"),
     (Rbm, "offset_momentum", 1.0), (Rbm, "weight_init_std", -0.1), (Rbm, "weight_decay", -1e-3),
     (Rbm, "ema_decay", 1.0), (Rbm, "ema_decay", 0), (FFRbm, "ema_decay", "x"),

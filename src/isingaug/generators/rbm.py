@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from torch.nn.functional import softplus
 
 from isingaug.errors import ConfigError, check_options, is_int, is_number
+from isingaug.generators.base import FitContext
 from isingaug.generators.learned import LearnedGenerator, ema_decay_option, ema_step
 from isingaug.ising import enumerate_states
 from isingaug.seeding import stream
@@ -55,6 +56,8 @@ _LOG_PROB_CHUNK_ELEMENTS = 1 << 22
 _TABLE_LOW_BITS = 12
 #: Buffers of the moving average of (W, b, c) kept with `ema_decay`.
 EMA_BUFFERS = ("ema_weight", "ema_visible_bias", "ema_hidden_bias")
+#: `hidden: auto`: the hidden layer grows with the training set (see `auto_hidden`).
+AUTO_HIDDEN = "auto"
 
 
 class RbmParams(NamedTuple):
@@ -212,6 +215,17 @@ def rbm_gradient(v_data: Tensor, v_model: Tensor, params: RbmParams, *, centered
     return RbmParams(grad_W, grad_b, grad_c)
 
 
+def auto_hidden(patterns: int, n: int) -> int:
+    """`hidden: auto`: max(round(sqrt(M)), round(1.6 n)) hidden units for M patterns of n spins.
+
+    Why: the capacity that gives the best couplings grows with the spins and with the data. At
+    SK n = 20, M = 1,000, 32 units beat 16, 64 and 256; at n = 40, M = 1,000, 64 beat 32; at
+    M = 4,000, 64 beat 32 at n = 20 and at n = 40 (benchmarks/README.md). The rule gives 32,
+    64, 63 and 64 there.
+    """
+    return max(1, round(patterns ** 0.5), round(1.6 * n))
+
+
 # ----------------------------------------------------------------------------------------------
 # Generators
 # ----------------------------------------------------------------------------------------------
@@ -223,7 +237,8 @@ class Rbm(LearnedGenerator):
     carry them) and advances them `k` sweeps per update; `cd` restarts the chains from the
     minibatch and runs `k` sweeps. Generation runs `gibbs_steps` sweeps from `generate_start`
     (`random`: Bernoulli(1/2) visibles; `data`: training patterns drawn with replacement) and
-    returns the last sampled visible state.
+    returns the last sampled visible state. `hidden` is a number of units or `auto`
+    (`auto_hidden`: max(sqrt(M), 1.6 n), fixed when fit() sees the M training patterns).
     """
 
     name = "rbm"
@@ -231,7 +246,7 @@ class Rbm(LearnedGenerator):
     STARTS: tuple[str, ...] = ("random", "data")
     _start_key = "generator.generate_start"
 
-    def __init__(self, hidden: int = 32, lr: float = 0.05, optimizer: str = "sgd",
+    def __init__(self, hidden: int | str = AUTO_HIDDEN, lr: float = 0.05, optimizer: str = "sgd",
                  method: str = "pcd", k: int = 10, num_chains: int | None = None,
                  centered: bool = True, offset_momentum: float = 0.0,
                  weight_init_std: float = 0.01, weight_decay: float = 0.0,
@@ -242,7 +257,10 @@ class Rbm(LearnedGenerator):
         super().__init__(batch_size=batch_size, sample_batch_size=sample_batch_size, seed=seed,
                          device=device, **training)
         check_options([
-            ("generator.hidden", hidden, is_int(hidden) and hidden >= 1, "an integer >= 1"),
+            ("generator.hidden", hidden,
+             hidden == AUTO_HIDDEN or (is_int(hidden) and hidden >= 1),
+             f"an integer >= 1 or {AUTO_HIDDEN!r} (max(sqrt(M), 1.6 n) for M patterns of n "
+             "spins)"),
             ("generator.lr", lr, is_number(lr) and lr > 0, "a number > 0"),
             ("generator.optimizer", optimizer, optimizer in OPTIMIZERS,
              f"one of {list(OPTIMIZERS)}"),
@@ -266,7 +284,9 @@ class Rbm(LearnedGenerator):
             (self._start_key, generate_start, generate_start in self.STARTS,
              f"one of {list(self.STARTS)}"),
         ])
-        self.hidden = int(hidden)
+        self.hidden_option = hidden
+        self.hidden = 0 if hidden == AUTO_HIDDEN else int(hidden)
+        self.diagnostics: dict[str, Any] = {}
         self.lr = float(lr)
         self.optimizer_name = optimizer
         self.method = method
@@ -283,6 +303,14 @@ class Rbm(LearnedGenerator):
         self.automatic_optimization = False
 
     # -- parameters ---------------------------------------------------------------------------
+
+    def fit(self, context: FitContext) -> None:
+        """Train (`LearnedGenerator.fit`), with `hidden: auto` resolved from the training set's
+        size first; the hidden layer's size is kept in `diagnostics` (results.json)."""
+        if self.hidden_option == AUTO_HIDDEN:
+            self.hidden = auto_hidden(*(int(size) for size in context.train.shape[:2]))
+        self.diagnostics = {"hidden": self.hidden}
+        super().fit(context)
 
     def build(self, n: int) -> None:
         """W, b, c; the data means and centering offsets; PCD's persistent chains."""

@@ -2,14 +2,15 @@
 
 Run: .venv/bin/python benchmarks/generator_tuning.py OUT.json SWEEP_DIR [SWEEP_DIR ...] [--add]
 (e.g. benchmarks/results/generator_tuning.json outputs/multirun/tune_*). With `--add` the rows
-already in OUT.json are kept (a run folder given again replaces its row), so a later batch of
-runs joins the table without the earlier batches' folders.
+already in OUT.json are kept (a run folder given again, the same sweep/run names, replaces its
+row), so a later batch of runs joins the table without the earlier batches' folders.
 
 Every finished run folder (one with results.json) under the sweep folders becomes a row: its
-sweep (task) name, the setting (the command-line overrides other than seed, task name, threads
-and the data set), the seed, the resolved generator options and training length, mse_J of obs,
-aug and aug_obs (and obs_l2, aug_obs_l2 with tune_l2=both), the generator's train seconds, its
-connected-correlation error against the training data and against the truth, and its exact KL.
+sweep (task) and run folder names, the setting (the command-line overrides other than seed, task
+name, threads and the data set), the seed, the resolved generator options and training length,
+mse_J of obs, aug and aug_obs (and obs_l2, aug_obs_l2 with tune_l2=both), the generator's train
+seconds, its connected-correlation error against the training data and against the truth, and
+its exact KL.
 The ratios divide by the unregularised obs mse_J (solver.l2=0) of the same data set and seed,
 taken from any run of them with l2 = 0, so runs with solver.l2=auto are compared with the same
 reference and folders of several data sets (n, M, ...) can be passed together. A summary per data
@@ -59,6 +60,7 @@ def row(run: Path) -> dict[str, Any]:
                  if key not in ("_target_", "seed", "device", "sample_batch_size")}
     return {
         "sweep": run.parent.name,
+        "run": run.name,
         "data": {key: result["run"].get(key) for key in DATA_FIELDS},
         "setting": setting(overrides(run)),
         "generator": result["run"]["generator"],
@@ -116,9 +118,9 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_id(item: dict[str, Any]) -> str:
-    """What names one run folder in the table: its sweep, data set, setting, l2 and seed."""
-    return json.dumps([item["sweep"], item["data"], item["setting"], item["l2"], item["seed"]],
-                      sort_keys=True)
+    """The run folder a row came from, as sweep/run (rows written before `run` was kept have
+    none, so no new row replaces them)."""
+    return f"{item['sweep']}/{item.get('run')}"
 
 
 def main() -> None:

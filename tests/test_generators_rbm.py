@@ -321,6 +321,8 @@ def test_auto_hidden_grows_with_the_spins_and_the_data(train: torch.Tensor) -> N
         assert gen.weight.shape == (N_SK, size) and gen.hidden_bias.shape == (size,)
         assert gen.diagnostics == {"hidden": size}
         assert gen.sample(5).shape == (5, N_SK)
+    with pytest.raises(ConfigError, match=r"training patterns must be \(M, n\)"):
+        Rbm(**options).fit(fit_context(train[0], make_trainer(1)))
 
 
 def test_pcd_chains_persist_between_updates(train: torch.Tensor,

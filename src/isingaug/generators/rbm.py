@@ -307,8 +307,8 @@ class Rbm(LearnedGenerator):
     def fit(self, context: FitContext) -> None:
         """Train (`LearnedGenerator.fit`), with `hidden: auto` resolved from the training set's
         size first; the hidden layer's size is kept in `diagnostics` (results.json)."""
-        if self.hidden_option == AUTO_HIDDEN:
-            self.hidden = auto_hidden(*(int(size) for size in context.train.shape[:2]))
+        if self.hidden_option == AUTO_HIDDEN and context.train.ndim == 2:  # else fit() refuses it
+            self.hidden = auto_hidden(*(int(size) for size in context.train.shape))
         self.diagnostics = {"hidden": self.hidden}
         super().fit(context)
 

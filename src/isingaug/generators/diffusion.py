@@ -186,17 +186,18 @@ class Diffusion(LearnedGenerator):
             "alpha_bars": alpha_bars,
             "alpha_bars_prev": alpha_bars_prev,
             "posterior_variance": betas * (1.0 - alpha_bars_prev) / (1.0 - alpha_bars),
-            # x_0 = x0_from_xt x_t - x0_from_eps eps, and the posterior mean of x_{t-1} as
-            # posterior_x0_coef x_0 + posterior_xt_coef x_t: in float64 before the cast, since
-            # 1 - abar_t computed from a float32 abar_t loses 3 digits at the first steps.
-            "x0_from_xt": alpha_bars.rsqrt(),
-            "x0_from_eps": (1.0 / alpha_bars - 1.0).sqrt(),
-            "posterior_x0_coef": alpha_bars_prev.sqrt() * betas / (1.0 - alpha_bars),
-            "posterior_xt_coef": (1.0 - betas).sqrt() * (1.0 - alpha_bars_prev)
-            / (1.0 - alpha_bars),
         }
         for key, value in schedule.items():
             self.register_buffer(key, value.float(), persistent=False)
+        # Per-step scalars of the clipped sampler as Python floats from the float64 schedule (1 -
+        # abar_t from a float32 abar_t loses 3 digits at the first steps; floats need no device
+        # sync per step): x_0 = x0_from_xt x_t - x0_from_eps eps, and the posterior mean of
+        # x_{t-1} = posterior_x0_coef x_0 + posterior_xt_coef x_t.
+        self.x0_from_xt = alpha_bars.rsqrt().tolist()
+        self.x0_from_eps = (1.0 / alpha_bars - 1.0).sqrt().tolist()
+        self.posterior_x0_coef = (alpha_bars_prev.sqrt() * betas / (1.0 - alpha_bars)).tolist()
+        self.posterior_xt_coef = ((1.0 - betas).sqrt() * (1.0 - alpha_bars_prev)
+                                  / (1.0 - alpha_bars)).tolist()
 
     def build(self, n: int) -> None:
         """The denoiser (and its EMA copy) for n spins, initialised from the run seed."""
@@ -285,7 +286,7 @@ class Diffusion(LearnedGenerator):
             eps = net(x, t_all.fill_(t)).float()
             if self.clip_denoised:
                 x0 = self.clipped_x0(x, eps, t)
-                eps = (x * float(self.x0_from_xt[t]) - x0) / float(self.x0_from_eps[t])
+                eps = (x * self.x0_from_xt[t] - x0) / self.x0_from_eps[t]
             else:
                 x0 = (x - math.sqrt(1.0 - ab_t) * eps) / math.sqrt(ab_t)
             sigma = self.ddim_eta * math.sqrt((1.0 - ab_prev) / (1.0 - ab_t)
@@ -297,12 +298,12 @@ class Diffusion(LearnedGenerator):
 
     def clipped_x0(self, x: Tensor, eps: Tensor, t: int) -> Tensor:
         """The x_0 that x_t and the predicted noise imply, clipped to the spins' range [-1, 1]."""
-        x0 = x * float(self.x0_from_xt[t]) - eps * float(self.x0_from_eps[t])
+        x0 = x * self.x0_from_xt[t] - eps * self.x0_from_eps[t]
         return x0.clamp_(-1.0, 1.0)
 
     def posterior_mean(self, x0: Tensor, x: Tensor, t: int) -> Tensor:
         """The mean of q(x_{t-1} | x_t, x_0): the ancestral step written through x_0."""
-        return float(self.posterior_x0_coef[t]) * x0 + float(self.posterior_xt_coef[t]) * x
+        return self.posterior_x0_coef[t] * x0 + self.posterior_xt_coef[t] * x
 
     def ddim_timesteps(self) -> Tensor:
         """The ddim_steps evenly spaced steps T/S - 1, 2T/S - 1, ..., T - 1 (all of them at S=T)."""

@@ -14,6 +14,7 @@ from isingaug.ising import energy, exact_statistics, moments
 from isingaug.sampling import (
     McmcSettings,
     SweepKernel,
+    Uniforms,
     exact_sample,
     integrated_autocorrelation_time,
     mcmc_sample,
@@ -117,19 +118,52 @@ def test_run_sweeps_leaves_its_input_alone_and_checks_the_rule():
 
 
 class _TiledUniforms:
-    """Hands the kernel preset uniforms (n, C) in the order it asks: tile by tile (`tile`
-    chains each) and, within a tile, block of sites by block."""
+    """Hands the kernel the thresholds of preset uniforms (n, C) in the order it asks: tile by
+    tile (`tile` chains each) and, within a tile, block of sites by block."""
 
     def __init__(self, values: torch.Tensor, tile: int) -> None:
         self.values, self.tile, self.row, self.column = values, tile, 0, 0
 
-    def fill_(self, out: torch.Tensor) -> torch.Tensor:
+    def logits_(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.logit(self._next(out), out=out)
+
+    def logs_(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.log(self._next(out), out=out)
+
+    def _next(self, out: torch.Tensor) -> torch.Tensor:
         rows, width = out.shape
         out.copy_(self.values[self.row:self.row + rows, self.column:self.column + width])
         self.row += rows
         if self.row == self.values.shape[0]:
             self.row, self.column = 0, self.column + width
         return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_thresholds_are_logs_of_uniforms(dtype):
+    """logit(u) and log(u) of the CPU stream: u back from them is uniform on (0, 1) (moments and
+    the largest gap of the empirical CDF), never 0 or 1, from odd numerators a < 2^b exact in the
+    float type; a seed gives the same draws and the next draw differs."""
+    bits = 24 if dtype == torch.float32 else 53
+    draws = {}
+    for rule in ("logits_", "logs_"):
+        stream = Uniforms(torch.Generator().manual_seed(4), torch.device("cpu"))
+        first = getattr(stream, rule)(torch.empty(7, 30_001, dtype=dtype)).clone()
+        second = getattr(stream, rule)(torch.empty(7, 30_001, dtype=dtype))
+        again = getattr(Uniforms(torch.Generator().manual_seed(4), torch.device("cpu")), rule)(
+            torch.empty(7, 30_001, dtype=dtype))
+        assert torch.equal(first, again) and not torch.equal(first, second)
+        u = (torch.sigmoid(first.double()) if rule == "logits_" else first.double().exp()).ravel()
+        assert bool(((u > 0) & (u < 1)).all())
+        assert abs(float(u.mean()) - 0.5) < 0.003 and abs(float(u.var()) - 1 / 12) < 0.002
+        cdf_gap = (u.sort().values - torch.arange(1, u.numel() + 1, dtype=torch.float64)
+                   / u.numel()).abs().max()
+        assert float(cdf_gap) < 0.01
+        draws[rule] = u
+    assert torch.allclose(draws["logits_"], draws["logs_"], rtol=1e-5)
+    numerators = torch.from_numpy(stream._odd_numerators(torch.empty(50_000, dtype=dtype)))
+    assert bool((numerators % 2 == 1).all()) and bool((numerators < 2.0**bits).all())
+    assert float(numerators.max()) > 0.99 * 2.0**bits  # the top bits are used
 
 
 def reference_sweep(params, sites, uniform, rule, beta):

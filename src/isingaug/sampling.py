@@ -37,15 +37,18 @@ PT_AUTO_G = 1.5
 #: Sites per block of the blocked sweep on the CPU (n < 128; doubled for larger n) and on CUDA.
 BLOCK_CPU = 16
 BLOCK_CUDA = 64
-#: CPU tiles: about this many numbers of state per tile (512 KiB of float32), at least so many
+#: CPU tiles: about this many numbers of state per tile (2 MiB of float32), at least so many
 #: chains.
-TILE_FLOATS_CPU = 1 << 17
-TILE_MIN_CPU = 2048
+TILE_FLOATS_CPU = 1 << 19
+TILE_MIN_CPU = 4096
 #: Samples drawn per enumeration block and call of torch.multinomial (bounds its buffers).
 EXACT_DRAW_CHUNK = 1 << 20
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-_NUMPY_FLOATS = {torch.float32: np.float32, torch.float64: np.float64}
+#: CPU thresholds, per float type: the random word, and the bits b of the uniforms u = a / 2^b
+#: made from it (a odd, a < 2^b: exact in that float type).
+_WORDS = {np.float32: np.uint32, np.float64: np.uint64}
+_BITS = {np.float32: 24, np.float64: 53}
 
 
 def random_spins(shape: tuple[int, ...], rng: torch.Generator | None = None,
@@ -104,10 +107,11 @@ def default_block(n: int, device: torch.device) -> int:
 
 
 def default_tile(n: int, device: torch.device) -> int:
-    """Chains per tile: on the CPU a tile's state (n + 1 rows) is kept near 512 KiB so that a
-    whole sweep of it stays in the core's 2 MiB L2 cache (at n = 40 and 10^4 chains, tiles of
-    2,048-4,096 chains swept 1.4-1.5x faster than one tile, in CPU time); on CUDA one tile holds
-    every chain."""
+    """Chains per tile: on the CPU a tile is swept whole before the next, so its state stays in
+    the caches, while the per-site operations want many chains to amortise their call overhead.
+    About 2^19 numbers of state (at least 4,096 chains) was the fastest or within 5 % of it at
+    n = 20-500 and 10^4-10^5 chains on a Zen 4 core (1 MiB L2; CPU time, one thread): 1.1-1.4x
+    faster than the 2^17 of the first kernel at n <= 100. On CUDA one tile holds every chain."""
     if device.type == "cuda":
         return 1 << 62
     return max(TILE_MIN_CPU, TILE_FLOATS_CPU // (n + 1))
@@ -129,29 +133,63 @@ def _exact_float32(device: torch.device) -> Iterator[None]:
 
 
 class Uniforms:
-    """Uniform [0, 1) numbers for the sweeps, drawn into caller-owned buffers.
+    """The random thresholds of the sweeps: logit(u) (heat-bath) or log(u) (Metropolis) of fresh
+    uniforms u, written into caller-owned buffers.
 
-    On CUDA torch's generator (Philox) is used directly. On the CPU the draws are the largest
-    single cost of a sweep at small n, and torch's generator (MT19937) took 2.7 ns of CPU time
-    per float32 against 2.0 ns for numpy's PCG64 (measured on the project's 2-core machine), so
-    CPU draws come from a PCG64 stream seeded once from `rng`: the same torch seed still
-    gives the same chains.
+    On CUDA torch's generator (Philox) draws u and torch takes the logarithm. On the CPU the
+    draws and their logarithms were half of a sweep's cost at n = 40 (torch's float32 log and
+    logit ran at 1.0-1.1 ns a number, numpy's at 0.4), so there u is made from raw 64-bit words of
+    a numpy SFC64 stream seeded once from `rng` (the same torch seed still gives the same chains)
+    and numpy takes the logarithm: u = a / 2^b for an odd integer a < 2^b (b = 24 for float32, 53
+    for float64, as exact in the float type), never 0 or 1, and logit(u) = log(a / (2^b - a)) with
+    no cancellation near u = 1.
     """
 
     def __init__(self, rng: torch.Generator | None, device: torch.device) -> None:
         self.rng = rng
-        self._numpy: np.random.Generator | None = None
+        self._bits: np.random.SFC64 | None = None
+        self._scratch: dict[tuple[tuple[int, ...], np.dtype], np.ndarray] = {}
         if device.type == "cpu":
             seed_device = rng.device if rng is not None else "cpu"
             seed = torch.randint(0, 2**62, (1,), generator=rng, device=seed_device)
-            self._numpy = np.random.Generator(np.random.PCG64(int(seed)))
+            self._bits = np.random.SFC64(int(seed))
 
-    def fill_(self, out: Tensor) -> Tensor:
-        """Fill a contiguous buffer in place and return it."""
-        if self._numpy is None:
-            return out.uniform_(generator=self.rng)
-        self._numpy.random(out=out.numpy(), dtype=_NUMPY_FLOATS[out.dtype])
+    def logits_(self, out: Tensor) -> Tensor:
+        """Fill a contiguous buffer in place with logit(u) and return it (heat-bath)."""
+        if self._bits is None:
+            return torch.logit(out.uniform_(generator=self.rng), out=out)
+        values = self._odd_numerators(out)
+        key = (values.shape, values.dtype)
+        if key not in self._scratch:
+            self._scratch[key] = np.empty_like(values)
+        rest = self._scratch[key]
+        np.subtract(values.dtype.type(2.0 ** _BITS[values.dtype.type]), values, out=rest)
+        np.divide(values, rest, out=values)
+        np.log(values, out=values)
         return out
+
+    def logs_(self, out: Tensor) -> Tensor:
+        """Fill a contiguous buffer in place with log(u) and return it (Metropolis)."""
+        if self._bits is None:
+            return torch.log(out.uniform_(generator=self.rng), out=out)
+        values = self._odd_numerators(out)
+        np.multiply(values, values.dtype.type(2.0 ** -_BITS[values.dtype.type]), out=values)
+        np.log(values, out=values)
+        return out
+
+    def _odd_numerators(self, out: Tensor) -> np.ndarray:
+        """out (as a numpy view) filled with uniform odd integers a < 2^b: the top b bits of a
+        32-bit (float32) or 64-bit (float64) random word, the last of them set to one."""
+        assert self._bits is not None
+        values = out.numpy()
+        word = np.dtype(_WORDS[values.dtype.type])
+        size = values.size
+        raw = self._bits.random_raw(-(-size * word.itemsize // 8))  # 64-bit words
+        words = raw.view(word)[:size].reshape(values.shape)
+        np.right_shift(words, 8 * word.itemsize - _BITS[values.dtype.type], out=words)
+        np.bitwise_or(words, 1, out=words)
+        np.copyto(values, words, casting="unsafe")
+        return values
 
 
 @dataclass(frozen=True)
@@ -159,23 +197,24 @@ class _Block:
     """Consecutive sites [start, start + b) of one tile and the views its step works on."""
 
     weights: Tensor  # (b, n + 1): [J[block, :] with couplings to earlier block sites zeroed, h]
-    uniform: Tensor  # (b, T), a view of a buffer shared by the blocks
-    field: Tensor  # (b, T), likewise
-    previous: Tensor  # (b, T), likewise (Metropolis: spins before the block step)
-    spins: Tensor  # (b, T), a view of the tile's state
+    field: Tensor  # (b, T): the block's rows of the tile's fields
     # per site: couplings to the block's earlier sites (k,), their spins (T, k), field, spins
     steps: tuple[tuple[Tensor | None, Tensor | None, Tensor, Tensor], ...]
 
 
 class _Tile:
-    """The chains of one tile, (n + 1, T) with a last row of ones, and its block views."""
+    """The chains of one tile, (n + 1, T) with a last row of ones, and its block views.
+
+    `fields` and `previous` (n, T) are scratch shared by the tiles of one width: the sites'
+    thresholds, then fields, of the sweep under way, and (Metropolis) the spins before it.
+    """
 
     def __init__(self, weights: list[Tensor], J: Tensor, width: int, block: int,
-                 buffers: tuple[Tensor, ...]) -> None:
+                 buffers: tuple[Tensor, Tensor]) -> None:
         n = J.shape[0]
         self.state = torch.ones(n + 1, width, dtype=J.dtype, device=J.device)
         self.sites = self.state[:n]
-        uniform, fields, previous = buffers
+        self.fields, self.previous = buffers
         blocks = []
         for index, start in enumerate(range(0, n, block)):
             size = min(block, n - start)
@@ -183,9 +222,8 @@ class _Tile:
             for k in range(size):
                 i = start + k
                 coupled = (J[i, start:i], self.sites[start:i].T) if k else (None, None)
-                steps.append((*coupled, fields[k], self.sites[i]))
-            blocks.append(_Block(weights[index], uniform[:size], fields[:size], previous[:size],
-                                 self.sites[start:start + size], tuple(steps)))
+                steps.append((*coupled, self.fields[i], self.sites[i]))
+            blocks.append(_Block(weights[index], self.fields[start:start + size], tuple(steps)))
         self.blocks = tuple(blocks)
         self.scale: Tensor | float = 1.0
 
@@ -237,9 +275,9 @@ class SweepKernel:
             weights.append(w)
         self._bounds = [(start, min(start + self.tile, self.columns))
                         for start in range(0, self.columns, self.tile)]
-        # scratch shared by the tiles of one width (contiguous, as Uniforms.fill_ needs)
-        buffers = {width: tuple(torch.empty(self.block, width, dtype=dtype, device=device)
-                                for _ in range(3))
+        # scratch shared by the tiles of one width (contiguous, as Uniforms needs)
+        buffers = {width: (torch.empty(n, width, dtype=dtype, device=device),
+                           torch.empty(n, width, dtype=dtype, device=device))
                    for width in {stop - start for start, stop in self._bounds}}
         self._tiles = [_Tile(weights, J, stop - start, self.block, buffers[stop - start])
                        for start, stop in self._bounds]
@@ -272,25 +310,21 @@ class SweepKernel:
         agree = []
         with torch.no_grad(), _exact_float32(self.device):
             for tile in self._tiles:
-                if not heat_bath:
-                    agreement = torch.zeros(tile.state.shape[1], dtype=self.dtype,
-                                            device=self.device)
+                # every site's threshold at once: a site keeps its spin of the sweep's start
+                # until its block's step, so Metropolis's s_i log(u) is known here too
+                if heat_bath:
+                    uniforms.logits_(tile.fields).mul_(tile.scale)
+                else:
+                    uniforms.logs_(tile.fields).mul_(tile.scale).mul_(tile.sites)
+                    tile.previous.copy_(tile.sites)
                 for blk in tile.blocks:
-                    uniforms.fill_(blk.uniform)
-                    if heat_bath:
-                        torch.logit(blk.uniform, out=blk.field).mul_(tile.scale)
-                    else:
-                        torch.log(blk.uniform, out=blk.field).mul_(tile.scale).mul_(blk.spins)
-                        blk.previous.copy_(blk.spins)
                     blk.field.addmm_(blk.weights, tile.state)
                     for couplings, updated, site_field, spins in blk.steps:
                         if couplings is not None:
                             site_field.addmv_(updated, couplings)
                         spins.copysign_(site_field)
-                    if not heat_bath:  # s_old s_new = -1 where a spin flipped
-                        agreement += blk.previous.mul_(blk.spins).sum(0)
-                if not heat_bath:
-                    agree.append(agreement)
+                if not heat_bath:  # s_old s_new = -1 where a spin flipped
+                    agree.append(tile.previous.mul_(tile.sites).sum(0))
         if heat_bath:
             return None
         return torch.cat(agree).neg_().add_(self.n).mul_(0.5)

@@ -26,7 +26,7 @@ from isingaug.io import file_lock, save_npz_atomic
 log = logging.getLogger(__name__)
 
 #: Bump when the way cached data are generated changes, so old files are not reused.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 #: What numpy raises on a truncated or otherwise damaged .npz file.
 _DAMAGED = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 

@@ -110,8 +110,9 @@ def default_tile(n: int, device: torch.device) -> int:
     """Chains per tile: on the CPU a tile is swept whole before the next, so its state stays in
     the caches, while the per-site operations want many chains to amortise their call overhead.
     About 2^19 numbers of state (at least 4,096 chains) was the fastest or within 5 % of it at
-    n = 20-500 and 10^4-10^5 chains on a Zen 4 core (1 MiB L2; CPU time, one thread): 1.1-1.4x
-    faster than the 2^17 of the first kernel at n <= 100. On CUDA one tile holds every chain."""
+    n = 20-200 and 10^4-10^5 chains on a Zen 4 core (1 MiB L2; CPU time, one thread), 1.1-1.4x
+    faster than the 2^17 of the first kernel at n <= 100; at n = 500 repeated scans scattered by
+    +-10 % with no consistent best. On CUDA one tile holds every chain."""
     if device.type == "cuda":
         return 1 << 62
     return max(TILE_MIN_CPU, TILE_FLOATS_CPU // (n + 1))

@@ -47,8 +47,7 @@ EXACT_DRAW_CHUNK = 1 << 20
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: CPU thresholds, per float type: the random word, and the bits b of the uniforms u = a / 2^b
 #: made from it (a odd, a < 2^b: exact in that float type).
-_WORDS = {np.float32: np.uint32, np.float64: np.uint64}
-_BITS = {np.float32: 24, np.float64: 53}
+_THRESHOLD_WORDS = {np.float32: (np.uint32, 24), np.float64: (np.uint64, 53)}
 
 
 def random_spins(shape: tuple[int, ...], rng: torch.Generator | None = None,
@@ -159,12 +158,12 @@ class Uniforms:
         """Fill a contiguous buffer in place with logit(u) and return it (heat-bath)."""
         if self._bits is None:
             return torch.logit(out.uniform_(generator=self.rng), out=out)
-        values = self._odd_numerators(out)
+        values, bits = self._odd_numerators(out)
         key = (values.shape, values.dtype)
         if key not in self._scratch:
             self._scratch[key] = np.empty_like(values)
         rest = self._scratch[key]
-        np.subtract(values.dtype.type(2.0 ** _BITS[values.dtype.type]), values, out=rest)
+        np.subtract(values.dtype.type(2.0**bits), values, out=rest)
         np.divide(values, rest, out=values)
         np.log(values, out=values)
         return out
@@ -173,24 +172,25 @@ class Uniforms:
         """Fill a contiguous buffer in place with log(u) and return it (Metropolis)."""
         if self._bits is None:
             return torch.log(out.uniform_(generator=self.rng), out=out)
-        values = self._odd_numerators(out)
-        np.multiply(values, values.dtype.type(2.0 ** -_BITS[values.dtype.type]), out=values)
+        values, bits = self._odd_numerators(out)
+        np.multiply(values, values.dtype.type(2.0**-bits), out=values)
         np.log(values, out=values)
         return out
 
-    def _odd_numerators(self, out: Tensor) -> np.ndarray:
-        """out (as a numpy view) filled with uniform odd integers a < 2^b: the top b bits of a
-        32-bit (float32) or 64-bit (float64) random word, the last of them set to one."""
+    def _odd_numerators(self, out: Tensor) -> tuple[np.ndarray, int]:
+        """out (as a numpy view) filled with uniform odd integers a < 2^b, and b: the top b bits
+        of a 32-bit (float32) or 64-bit (float64) random word, the last of them set to one."""
         assert self._bits is not None
         values = out.numpy()
-        word = np.dtype(_WORDS[values.dtype.type])
+        word_type, bits = _THRESHOLD_WORDS[values.dtype.type]
+        word = np.dtype(word_type)
         size = values.size
         raw = self._bits.random_raw(-(-size * word.itemsize // 8))  # 64-bit words
         words = raw.view(word)[:size].reshape(values.shape)
-        np.right_shift(words, 8 * word.itemsize - _BITS[values.dtype.type], out=words)
+        np.right_shift(words, 8 * word.itemsize - bits, out=words)
         np.bitwise_or(words, 1, out=words)
         np.copyto(values, words, casting="unsafe")
-        return values
+        return values, bits
 
 
 @dataclass(frozen=True)
@@ -207,11 +207,12 @@ class _Tile:
     """The chains of one tile, (n + 1, T) with a last row of ones, and its block views.
 
     `fields` and `previous` (n, T) are scratch shared by the tiles of one width: the sites'
-    thresholds, then fields, of the sweep under way, and (Metropolis) the spins before it.
+    thresholds, then fields, of the sweep under way, and the spins before it (Metropolis only;
+    None for heat-bath).
     """
 
     def __init__(self, weights: list[Tensor], J: Tensor, width: int, block: int,
-                 buffers: tuple[Tensor, Tensor]) -> None:
+                 buffers: tuple[Tensor, Tensor | None]) -> None:
         n = J.shape[0]
         self.state = torch.ones(n + 1, width, dtype=J.dtype, device=J.device)
         self.sites = self.state[:n]
@@ -278,7 +279,8 @@ class SweepKernel:
                         for start in range(0, self.columns, self.tile)]
         # scratch shared by the tiles of one width (contiguous, as Uniforms needs)
         buffers = {width: (torch.empty(n, width, dtype=dtype, device=device),
-                           torch.empty(n, width, dtype=dtype, device=device))
+                           None if rule == "heat_bath"
+                           else torch.empty(n, width, dtype=dtype, device=device))
                    for width in {stop - start for start, stop in self._bounds}}
         self._tiles = [_Tile(weights, J, stop - start, self.block, buffers[stop - start])
                        for start, stop in self._bounds]
